@@ -1,0 +1,12 @@
+//! agent-dispatch: an MCP stdio server and CLI that hands work to Claude Code agents, each a
+//! `claude -p` child started in its own project directory.
+//!
+//! Where a tool call goes: `mcp::transport` reads a line → `mcp` server loop → a worker thread
+//! runs the tool from `mcp::tools` → `claude::run` spawns and supervises the child → the
+//! `DispatchResult` goes back through the single writer thread.
+
+pub mod cancel;
+pub mod claude;
+pub mod config;
+pub mod limiter;
+pub mod result;
