@@ -5,8 +5,22 @@
 //! panics and never returns before the child (and its whole process group) has been reaped, so a
 //! caller holding a `limiter::Permit` across the call holds it exactly as long as the child lives.
 
+pub mod argv;
+pub mod output;
+pub mod process;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
 use crate::cancel::Cancel;
 use crate::config::{AgentConfig, Settings};
+use crate::result::{DispatchResult, ErrorType};
+
+use argv::{ClaudeArgs, Format, SessionArg};
+use output::{Ctx, StreamLine};
+use process::{ChildSpec, Outcome, StdoutMode, Supervised};
 
 /// One dispatch to one agent, fully resolved (timeout override already applied to `agent`).
 #[derive(Clone, Debug)]
@@ -55,4 +69,338 @@ pub struct Hooks<'a> {
     pub on_progress: Option<&'a mut dyn FnMut(&str)>,
     /// Called once per spawned child with its pid (which is also its process-group id).
     pub on_spawn: Option<&'a mut dyn FnMut(u32)>,
+}
+
+/// The environment variable that carries the dispatch depth across processes (SPEC §10).
+pub const DEPTH_VAR: &str = "AGENT_DISPATCH_DEPTH";
+
+/// Runs one dispatch to completion. Never panics; returns only after the child's process group
+/// has been killed or has exited and the leader has been reaped.
+pub fn run(req: &DispatchRequest, mode: OutputMode, mut hooks: Hooks<'_>) -> DispatchResult {
+    let name = req.agent_name.as_str();
+
+    // SPEC §5.1, in this order: depth, `claude` on PATH, directory, argv.
+    let depth = current_depth();
+    let max = i64::from(req.settings.max_dispatch_depth);
+    if depth >= max {
+        return DispatchResult::failure(
+            name,
+            ErrorType::Recursion,
+            format!(
+                "Dispatch depth {depth} >= max {max}. Agents appear to be dispatching to each other in a loop (A -> B -> A) or nesting too deeply; refusing to start another claude. Raise settings.max_dispatch_depth in agents.yaml if this nesting is intended."
+            ),
+        );
+    }
+    let Some(claude) = find_on_path("claude") else {
+        return DispatchResult::failure(
+            name,
+            ErrorType::NotFound,
+            "Claude CLI not found in PATH. Install: https://docs.anthropic.com/en/docs/claude-code",
+        );
+    };
+    let dir = &req.agent.directory;
+    if !dir.is_dir() {
+        return DispatchResult::failure(
+            name,
+            ErrorType::NotFound,
+            format!("Directory does not exist: {}", dir.display()),
+        );
+    }
+
+    let prompt = argv::build_prompt(
+        &req.task,
+        req.context.as_deref(),
+        req.caller.as_deref(),
+        req.goal.as_deref(),
+        req.response_format.as_deref(),
+    );
+    let session = match req.resume_session.as_deref() {
+        Some(id) if !id.is_empty() => SessionArg::Resume(id.to_string()),
+        // Pre-generated so that a run that times out can still be resumed (SPEC §5.3).
+        _ => SessionArg::Fresh(uuid::Uuid::new_v4().to_string()),
+    };
+    let format = match mode {
+        OutputMode::Json => Format::Json,
+        OutputMode::Stream => Format::StreamJson,
+    };
+    let mut args = match argv::build_args(&prompt, &session, &req.agent, &req.settings, format) {
+        Ok(a) => a,
+        Err(e) => return DispatchResult::failure(name, ErrorType::CliError, e.to_string()),
+    };
+    let mut session_id = match &session {
+        SessionArg::Resume(id) | SessionArg::Fresh(id) => Some(id.clone()),
+        SessionArg::None => None,
+    };
+    let timeout_secs = effective_timeout(&req.agent, &req.settings);
+    let child_depth = (depth.max(-1) + 1).to_string();
+    let budget = argv::effective_budget(&req.agent, &req.settings);
+
+    // At most two attempts: the second only for a CLI that predates `--session-id`
+    // (SPEC §5.5, §12 item 14).
+    let mut retried = false;
+    loop {
+        let ctx = Ctx {
+            agent: name,
+            session_id: session_id.as_deref(),
+            want_json: req.response_format.as_deref() == Some("json"),
+            budget,
+        };
+        let attempt = Attempt {
+            claude: &claude,
+            args: &args,
+            dir,
+            depth: &child_depth,
+            timeout_secs,
+            mode,
+        };
+        match attempt.run(&ctx, &mut hooks) {
+            Ran::Done(result) => return result,
+            Ran::OldCli(result) => {
+                if retried || !args.has_session_id() {
+                    return result;
+                }
+                warn(&format!(
+                    "claude rejected --session-id (old CLI?); retrying agent '{name}' once without it; this run will not be resumable after a timeout"
+                ));
+                retried = true;
+                args = args.without_session_id();
+                session_id = None;
+            }
+        }
+    }
+}
+
+/// `AGENT_DISPATCH_DEPTH` of this process: missing → 0, not an integer → 0 with a warning.
+fn current_depth() -> i64 {
+    match std::env::var(DEPTH_VAR) {
+        Err(std::env::VarError::NotPresent) => 0,
+        Ok(v) => v.trim().parse::<i64>().unwrap_or_else(|_| {
+            warn(&format!(
+                "ignoring {DEPTH_VAR}={v:?}: not an integer; assuming 0"
+            ));
+            0
+        }),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            warn(&format!(
+                "ignoring {DEPTH_VAR}: not valid UTF-8; assuming 0"
+            ));
+            0
+        }
+    }
+}
+
+fn effective_timeout(agent: &AgentConfig, settings: &Settings) -> u64 {
+    let t = if agent.timeout == 0 {
+        settings.default_timeout
+    } else {
+        agent.timeout
+    };
+    t.max(1)
+}
+
+/// The first executable `name` on `PATH`, as an absolute path (it becomes argv[0]).
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    for dir in std::env::split_paths(&path) {
+        // An empty PATH entry means the current directory.
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
+        let candidate = dir.join(name);
+        let Ok(meta) = std::fs::metadata(&candidate) else {
+            continue;
+        };
+        if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+            if candidate.is_absolute() {
+                return Some(candidate);
+            }
+            return std::env::current_dir().ok().map(|cwd| cwd.join(candidate));
+        }
+    }
+    None
+}
+
+fn warn(message: &str) {
+    eprintln!("agent-dispatch: warning: {message}");
+}
+
+/// One spawn of `claude`.
+struct Attempt<'a> {
+    claude: &'a Path,
+    args: &'a ClaudeArgs,
+    dir: &'a Path,
+    depth: &'a str,
+    timeout_secs: u64,
+    mode: OutputMode,
+}
+
+enum Ran {
+    Done(DispatchResult),
+    /// The CLI refused `--session-id` as unknown; the result is what to return if no retry.
+    OldCli(DispatchResult),
+}
+
+impl Attempt<'_> {
+    fn run(&self, ctx: &Ctx<'_>, hooks: &mut Hooks<'_>) -> Ran {
+        let env = [(DEPTH_VAR, self.depth.to_string())];
+        let spec = ChildSpec {
+            program: self.claude,
+            args: &self.args.args,
+            cwd: self.dir,
+            env: &env,
+        };
+        let stdout_mode = match self.mode {
+            OutputMode::Json => StdoutMode::Whole,
+            OutputMode::Stream => StdoutMode::Lines,
+        };
+        let child = match Supervised::spawn(&spec, stdout_mode) {
+            Ok(c) => c,
+            Err(e) => return Ran::Done(spawn_failure(ctx.agent, self.claude, &e)),
+        };
+        if let Some(cb) = hooks.on_spawn.as_mut() {
+            cb(child.pid());
+        }
+        let deadline = Instant::now() + Duration::from_secs(self.timeout_secs);
+        let mut last_result: Option<Map<String, Value>> = None;
+        let on_progress = &mut hooks.on_progress;
+        let mut on_line = |line: &[u8]| match output::parse_stream_line(line) {
+            StreamLine::Progress(lines) => {
+                if let Some(cb) = on_progress.as_mut() {
+                    for l in &lines {
+                        cb(l);
+                    }
+                }
+            }
+            StreamLine::Result(obj) => last_result = Some(obj),
+            StreamLine::Ignored => {}
+        };
+        let finished = child.wait(deadline, hooks.cancel, &mut on_line);
+
+        let killed = finished.outcome != Outcome::Exited;
+        let result = match self.mode {
+            OutputMode::Json => {
+                let answered = !killed || json_object_answer(&finished.stdout);
+                if !answered {
+                    None
+                } else {
+                    let old_cli = !killed
+                        && finished.code != 0
+                        && String::from_utf8_lossy(&finished.stdout).trim().is_empty()
+                        && output::is_old_cli_rejection(&finished.stderr);
+                    let r =
+                        output::finish_json(ctx, finished.code, &finished.stdout, &finished.stderr);
+                    if old_cli {
+                        return Ran::OldCli(r);
+                    }
+                    Some(r)
+                }
+            }
+            OutputMode::Stream => {
+                if killed && last_result.is_none() {
+                    None
+                } else {
+                    let old_cli = !killed
+                        && last_result.is_none()
+                        && finished.code != 0
+                        && output::is_old_cli_rejection(&finished.stderr);
+                    let r = output::finish_stream(
+                        ctx,
+                        finished.code,
+                        last_result.as_ref(),
+                        &finished.stderr,
+                    );
+                    if old_cli {
+                        return Ran::OldCli(r);
+                    }
+                    Some(r)
+                }
+            }
+        };
+        Ran::Done(match (finished.outcome, result) {
+            (Outcome::Cancelled, _) => output::cancelled_result(ctx.agent, ctx.session_id),
+            (Outcome::TimedOut, Some(r)) => output::answered_before_kill(r, self.timeout_secs),
+            (Outcome::TimedOut, None) => {
+                output::timeout_result(ctx.agent, self.timeout_secs, ctx.session_id)
+            }
+            (Outcome::Exited, Some(r)) => r,
+            // Unreachable by construction (an exited child always has a result), but a
+            // result must be produced without panicking.
+            (Outcome::Exited, None) => DispatchResult::failure(
+                ctx.agent,
+                ErrorType::CliError,
+                format!("claude exited with code {}", finished.code),
+            ),
+        })
+    }
+}
+
+/// True when stdout holds a complete JSON object: an answer that arrived before a kill.
+fn json_object_answer(stdout: &[u8]) -> bool {
+    matches!(
+        serde_json::from_str::<Value>(String::from_utf8_lossy(stdout).trim()),
+        Ok(Value::Object(_))
+    )
+}
+
+/// SPEC §5.6 / §12 item 11: spawn failures are classified the same way in both modes.
+fn spawn_failure(agent: &str, program: &Path, e: &std::io::Error) -> DispatchResult {
+    let kind = match e.kind() {
+        std::io::ErrorKind::NotFound => ErrorType::NotFound,
+        std::io::ErrorKind::PermissionDenied => ErrorType::Permission,
+        _ => ErrorType::CliError,
+    };
+    DispatchResult::failure(
+        agent,
+        kind,
+        format!("Failed to start {}: {e}", program.display()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_falls_back_to_settings() {
+        let mut a = AgentConfig::new(PathBuf::from("/"));
+        let s = Settings {
+            default_timeout: 42,
+            ..Settings::default()
+        };
+        assert_eq!(effective_timeout(&a, &s), 300);
+        a.timeout = 0;
+        assert_eq!(effective_timeout(&a, &s), 42);
+    }
+
+    #[test]
+    fn spawn_errors_are_classified() {
+        let nf = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let r = spawn_failure("a", Path::new("/x/claude"), &nf);
+        assert_eq!(r.error_type, Some(ErrorType::NotFound));
+        assert!(
+            r.error
+                .unwrap_or_default()
+                .starts_with("Failed to start /x/claude: ")
+        );
+        let pd = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(
+            spawn_failure("a", Path::new("c"), &pd).error_type,
+            Some(ErrorType::Permission)
+        );
+        let other = std::io::Error::other("weird");
+        assert_eq!(
+            spawn_failure("a", Path::new("c"), &other).error_type,
+            Some(ErrorType::CliError)
+        );
+    }
+
+    #[test]
+    fn json_answer_detection() {
+        assert!(json_object_answer(b" {\"result\": \"x\"}\n"));
+        assert!(!json_object_answer(b"{\"result\": "));
+        assert!(!json_object_answer(b""));
+    }
 }

@@ -1,0 +1,587 @@
+//! `Supervised`: one child process that cleans up after itself (SPEC §12 items 5–7, §13).
+//!
+//! The child runs in its own process group with stdin from /dev/null. Two named reader threads
+//! drain stdout and stderr at the same time, so a child that fills one pipe never blocks on it
+//! while we wait on the other. The supervising thread waits against a deadline in slices of at
+//! most 100 ms, checking a `Cancel` flag between slices; on timeout, cancellation or drop the
+//! whole group gets SIGTERM, a short grace, then SIGKILL, and the leader is reaped. This module
+//! knows nothing about `claude` output; it hands back bytes (or lines, as they arrive).
+//!
+//! `wait_timeout` installs a process-wide SIGCHLD handler and closes the child's stdin; nothing
+//! else in the crate may install a SIGCHLD handler.
+
+use std::io::{self, Read};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use wait_timeout::ChildExt;
+
+use crate::cancel::Cancel;
+
+/// Longest single wait; bounds how late a cancel or a deadline is noticed.
+const SLICE: Duration = Duration::from_millis(100);
+/// Time between SIGTERM and SIGKILL for the group.
+const GRACE: Duration = Duration::from_millis(500);
+/// After the leader exits, how long leftover group members may keep our pipes open before the
+/// group is killed so the readers see EOF (a lingering MCP server would otherwise hold them).
+const LINGER: Duration = Duration::from_secs(2);
+/// After a kill, how long to wait for the readers before giving up on a pipe held by a process
+/// outside the group; what was read so far is kept.
+const READER_GRACE: Duration = Duration::from_secs(1);
+/// How much of stderr is kept: the tail, where the CLI's final error message is.
+pub const STDERR_TAIL: usize = 64 * 1024;
+/// Read size for stdout; results can be tens of megabytes.
+const STDOUT_CHUNK: usize = 256 * 1024;
+
+/// How stdout is consumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StdoutMode {
+    /// Keep all of it, returned in `Finished::stdout`.
+    Whole,
+    /// Hand each line to the waiting thread's line callback as soon as it arrives.
+    Lines,
+}
+
+/// What to run.
+pub struct ChildSpec<'a> {
+    pub program: &'a Path,
+    pub args: &'a [String],
+    pub cwd: &'a Path,
+    /// Extra environment on top of the inherited one.
+    pub env: &'a [(&'a str, String)],
+}
+
+/// Why the wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The child exited on its own.
+    Exited,
+    /// The deadline passed; the group was killed.
+    TimedOut,
+    /// The `Cancel` flag was tripped; the group was killed.
+    Cancelled,
+}
+
+/// A reaped child and everything it wrote.
+#[derive(Debug)]
+pub struct Finished {
+    pub outcome: Outcome,
+    /// The exit code, or minus the signal number when it was killed (as Python reports it).
+    pub code: i32,
+    /// All of stdout in `Whole` mode; empty in `Lines` mode.
+    pub stdout: Vec<u8>,
+    /// The last `STDERR_TAIL` bytes of stderr, decoded lossily.
+    pub stderr: String,
+}
+
+/// A child process in its own process group. Dropping it kills and reaps the group.
+pub struct Supervised {
+    child: Child,
+    pgid: i32,
+    reaped: Option<ExitStatus>,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Tail>>,
+    /// Lines from the stdout reader; disconnected once both readers have finished.
+    events: Receiver<Vec<u8>>,
+    readers: Vec<thread::JoinHandle<()>>,
+}
+
+impl Supervised {
+    pub fn spawn(spec: &ChildSpec<'_>, mode: StdoutMode) -> io::Result<Supervised> {
+        let mut cmd = Command::new(spec.program);
+        cmd.args(spec.args)
+            .current_dir(spec.cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // pgid = pid: one signal reaches the CLI and every MCP server it started.
+            .process_group(0);
+        for (k, v) in spec.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn()?;
+        let pid = child.id();
+        let pgid = pid as i32;
+        let out_pipe = child.stdout.take();
+        let err_pipe = child.stderr.take();
+        let mut sup = Supervised {
+            child,
+            pgid,
+            reaped: None,
+            stdout: Arc::new(Mutex::new(Vec::new())),
+            stderr: Arc::new(Mutex::new(Tail::default())),
+            events: crossbeam_channel::never(),
+            readers: Vec::with_capacity(2),
+        };
+        // From here on, an early return drops `sup`, which kills and reaps the child.
+        let (tx, rx) = crossbeam_channel::unbounded();
+        sup.events = rx;
+        if let Some(pipe) = out_pipe {
+            let sink = Arc::clone(&sup.stdout);
+            let tx = tx.clone();
+            sup.readers.push(
+                thread::Builder::new()
+                    .name(format!("claude-stdout-{pid}"))
+                    .spawn(move || read_stdout(pipe, mode, &sink, &tx))?,
+            );
+        }
+        if let Some(pipe) = err_pipe {
+            let sink = Arc::clone(&sup.stderr);
+            let tx = tx.clone();
+            sup.readers.push(
+                thread::Builder::new()
+                    .name(format!("claude-stderr-{pid}"))
+                    .spawn(move || read_stderr(pipe, &sink, tx))?,
+            );
+        }
+        drop(tx);
+        Ok(sup)
+    }
+
+    /// The child's pid, which is also its process-group id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until the child exits, `deadline` passes or `cancel` is tripped, delivering stdout
+    /// lines (in `Lines` mode) to `on_line` on this thread as they arrive. Always returns with
+    /// the leader reaped and the readers finished or abandoned.
+    pub fn wait(
+        mut self,
+        deadline: Instant,
+        cancel: Option<&Cancel>,
+        on_line: &mut dyn FnMut(&[u8]),
+    ) -> Finished {
+        let mut readers_done = false;
+        let outcome = loop {
+            if cancel.is_some_and(Cancel::is_tripped) {
+                break Outcome::Cancelled;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break Outcome::TimedOut;
+            }
+            let slice = SLICE.min(deadline - now);
+            if readers_done {
+                match self.child.wait_timeout(slice) {
+                    Ok(Some(status)) => {
+                        self.reaped = Some(status);
+                        break Outcome::Exited;
+                    }
+                    Ok(None) => {}
+                    // Nothing sensible to wait for any more; treat it like an exit after a kill.
+                    Err(_) => break Outcome::Exited,
+                }
+            } else {
+                match self.events.recv_timeout(slice) {
+                    Ok(line) => on_line(&line),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => readers_done = true,
+                }
+                if self.reaped.is_none()
+                    && let Ok(Some(status)) = self.child.try_wait()
+                {
+                    self.reaped = Some(status);
+                }
+                if self.reaped.is_some() && !readers_done {
+                    // The leader is gone but someone still holds our pipes: give them a
+                    // moment, then clear the group so the readers reach EOF.
+                    let linger_end = (Instant::now() + LINGER).min(deadline);
+                    readers_done = self.drain_until(linger_end, on_line);
+                    if readers_done {
+                        break Outcome::Exited;
+                    }
+                    if Instant::now() >= deadline {
+                        break Outcome::TimedOut;
+                    }
+                    self.kill_group();
+                    break Outcome::Exited;
+                }
+            }
+            if self.reaped.is_some() && readers_done {
+                break Outcome::Exited;
+            }
+        };
+        if outcome != Outcome::Exited || self.reaped.is_none() {
+            self.kill_group();
+        }
+        if !readers_done {
+            self.drain_until(Instant::now() + READER_GRACE, on_line);
+        }
+        self.finish(outcome)
+    }
+
+    /// Delivers lines until both readers are finished (true) or `until` passes (false).
+    fn drain_until(&mut self, until: Instant, on_line: &mut dyn FnMut(&[u8])) -> bool {
+        loop {
+            let now = Instant::now();
+            if now >= until {
+                return false;
+            }
+            match self.events.recv_timeout(until - now) {
+                Ok(line) => on_line(&line),
+                Err(RecvTimeoutError::Timeout) => return false,
+                Err(RecvTimeoutError::Disconnected) => return true,
+            }
+        }
+    }
+
+    fn finish(mut self, outcome: Outcome) -> Finished {
+        // Readers that finished are joined; one blocked on a pipe held outside our group is
+        // left to end on its own when that pipe closes (joining it could block forever).
+        for handle in std::mem::take(&mut self.readers) {
+            if handle.is_finished() {
+                let _ = handle.join();
+            }
+        }
+        let stdout =
+            std::mem::take(&mut *self.stdout.lock().unwrap_or_else(PoisonError::into_inner));
+        let stderr = self
+            .stderr
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .text();
+        let code = match self.reaped {
+            Some(status) => status
+                .code()
+                .or_else(|| status.signal().map(|s| -s))
+                .unwrap_or(-1),
+            None => -1,
+        };
+        Finished {
+            outcome,
+            code,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// SIGTERM to the group, a grace period, SIGKILL to whatever is left, and the leader reaped.
+    fn kill_group(&mut self) {
+        signal_group(self.pgid, libc::SIGTERM);
+        let grace_end = Instant::now() + GRACE;
+        while self.reaped.is_none() {
+            let now = Instant::now();
+            if now >= grace_end {
+                break;
+            }
+            match self.child.wait_timeout(SLICE.min(grace_end - now)) {
+                Ok(Some(status)) => self.reaped = Some(status),
+                Ok(None) => {}
+                Err(_) => break,
+            }
+        }
+        // Grandchildren may still be handling SIGTERM; give them the rest of the grace.
+        while group_exists(self.pgid) && Instant::now() < grace_end {
+            thread::sleep(Duration::from_millis(10));
+        }
+        signal_group(self.pgid, libc::SIGKILL);
+        if self.reaped.is_none()
+            && let Ok(status) = self.child.wait()
+        {
+            self.reaped = Some(status);
+        }
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        if self.reaped.is_none() {
+            self.kill_group();
+        }
+    }
+}
+
+fn signal_group(pgid: i32, sig: i32) {
+    if pgid > 0 {
+        // SAFETY: kill(2) with a negative pid signals a process group; it has no memory effects.
+        // ESRCH (the group is already gone) is the expected outcome after a clean exit.
+        unsafe {
+            libc::kill(-pgid, sig);
+        }
+    }
+}
+
+fn group_exists(pgid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    pgid > 0 && unsafe { libc::kill(-pgid, 0) } == 0
+}
+
+fn read_stdout(
+    mut pipe: ChildStdout,
+    mode: StdoutMode,
+    sink: &Mutex<Vec<u8>>,
+    tx: &Sender<Vec<u8>>,
+) {
+    let mut chunk = vec![0u8; STDOUT_CHUNK];
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let n = match pipe.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        match mode {
+            StdoutMode::Whole => sink
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend_from_slice(&chunk[..n]),
+            StdoutMode::Lines => {
+                pending.extend_from_slice(&chunk[..n]);
+                // Search only the new bytes for line ends; a 50 MB line arrives in many chunks.
+                let mut start = 0;
+                let scan_from = pending.len() - n;
+                let mut at = scan_from;
+                while let Some(off) = pending[at..].iter().position(|b| *b == b'\n') {
+                    let end = at + off;
+                    if tx.send(pending[start..end].to_vec()).is_err() {
+                        return;
+                    }
+                    start = end + 1;
+                    at = start;
+                }
+                pending.drain(..start);
+            }
+        }
+    }
+    if mode == StdoutMode::Lines && !pending.is_empty() {
+        let _ = tx.send(pending);
+    }
+}
+
+fn read_stderr(mut pipe: ChildStderr, sink: &Mutex<Tail>, _done: Sender<Vec<u8>>) {
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match pipe.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => sink
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+}
+
+/// The last `STDERR_TAIL` bytes of a stream.
+#[derive(Debug, Default)]
+struct Tail {
+    buf: Vec<u8>,
+    dropped: bool,
+}
+
+impl Tail {
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+        // Trim in batches so a flood costs amortised O(1) per byte.
+        if self.buf.len() > 2 * STDERR_TAIL {
+            let cut = self.buf.len() - STDERR_TAIL;
+            self.buf.drain(..cut);
+            self.dropped = true;
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut bytes = self.buf.as_slice();
+        if bytes.len() > STDERR_TAIL {
+            bytes = &bytes[bytes.len() - STDERR_TAIL..];
+        }
+        if self.dropped || bytes.len() < self.buf.len() {
+            // Do not start in the middle of a UTF-8 sequence.
+            while let Some((first, rest)) = bytes.split_first() {
+                if first & 0b1100_0000 == 0b1000_0000 {
+                    bytes = rest;
+                } else {
+                    break;
+                }
+            }
+        }
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn sh(script: &str, mode: StdoutMode) -> Supervised {
+        let args = vec!["-c".to_string(), script.to_string()];
+        let spec = ChildSpec {
+            program: Path::new("/bin/sh"),
+            args: &args,
+            cwd: Path::new("/"),
+            env: &[("AGENT_DISPATCH_DEPTH", "7".to_string())],
+        };
+        Supervised::spawn(&spec, mode).unwrap()
+    }
+
+    fn alive(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => {
+                let state = stat
+                    .rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .chars()
+                    .next();
+                !matches!(state, Some('Z') | Some('X') | None)
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(20)
+    }
+
+    #[test]
+    fn collects_stdout_stderr_exit_code_env_and_null_stdin() {
+        let child = sh(
+            "echo out; echo err >&2; echo \"$AGENT_DISPATCH_DEPTH\"; pwd; cat; exit 3",
+            StdoutMode::Whole,
+        );
+        let f = child.wait(far(), None, &mut |_| {});
+        assert_eq!(f.outcome, Outcome::Exited);
+        assert_eq!(f.code, 3);
+        assert_eq!(String::from_utf8_lossy(&f.stdout), "out\n7\n/\n");
+        assert_eq!(f.stderr, "err\n");
+    }
+
+    #[test]
+    fn lines_arrive_while_the_child_still_runs() {
+        let child = sh("echo one; echo two; sleep 5", StdoutMode::Lines);
+        let start = Instant::now();
+        let mut lines = Vec::new();
+        let cancel = Cancel::new();
+        let f = child.wait(far(), Some(&cancel), &mut |l| {
+            lines.push(String::from_utf8_lossy(l).into_owned());
+            if lines.len() == 2 {
+                cancel.trip();
+            }
+        });
+        assert_eq!(lines, ["one", "two"]);
+        assert_eq!(f.outcome, Outcome::Cancelled);
+        assert_eq!(f.code, -libc::SIGTERM);
+        assert!(start.elapsed() < Duration::from_secs(3));
+    }
+
+    #[test]
+    fn last_line_without_newline_is_delivered() {
+        let child = sh("printf 'a\\nb'", StdoutMode::Lines);
+        let mut lines = Vec::new();
+        child.wait(far(), None, &mut |l| lines.push(l.to_vec()));
+        assert_eq!(lines, [b"a".to_vec(), b"b".to_vec()]);
+    }
+
+    #[test]
+    fn timeout_kills_the_group_including_a_grandchild_holding_stdout() {
+        let dir = std::env::temp_dir().join(format!("ad-proc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pidfile = dir.join("gc.pid");
+        let script = format!(
+            "sleep 3600 & echo $! > {}; echo started; wait",
+            pidfile.display()
+        );
+        let child = sh(&script, StdoutMode::Whole);
+        let leader = child.pid() as i32;
+        let start = Instant::now();
+        let f = child.wait(
+            Instant::now() + Duration::from_millis(300),
+            None,
+            &mut |_| {},
+        );
+        let elapsed = start.elapsed();
+        assert_eq!(f.outcome, Outcome::TimedOut);
+        assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+        assert_eq!(String::from_utf8_lossy(&f.stdout), "started\n");
+        let gc: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(!alive(leader));
+        assert!(!alive(gc), "grandchild {gc} survived");
+        let _ = std::fs::remove_dir_all(PathBuf::from(&dir));
+    }
+
+    #[test]
+    fn term_ignoring_child_is_killed_after_the_grace() {
+        let child = sh("trap '' TERM; echo ready; sleep 30", StdoutMode::Lines);
+        let pid = child.pid() as i32;
+        let start = Instant::now();
+        let f = child.wait(
+            Instant::now() + Duration::from_millis(200),
+            None,
+            &mut |_| {},
+        );
+        assert_eq!(f.outcome, Outcome::TimedOut);
+        assert!(start.elapsed() < Duration::from_secs(3));
+        assert!(!alive(pid));
+    }
+
+    #[test]
+    fn stderr_flood_does_not_deadlock_and_keeps_the_tail() {
+        // 1 MiB of stderr before any stdout: a reader that drained stdout first would hang.
+        let child = sh(
+            "head -c 1048576 /dev/zero | tr '\\0' e >&2; echo tail-marker >&2; echo done",
+            StdoutMode::Whole,
+        );
+        let start = Instant::now();
+        let f = child.wait(far(), None, &mut |_| {});
+        assert_eq!(f.outcome, Outcome::Exited);
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert_eq!(String::from_utf8_lossy(&f.stdout), "done\n");
+        assert_eq!(f.stderr.len(), STDERR_TAIL);
+        assert!(f.stderr.ends_with("eeetail-marker\n"));
+    }
+
+    #[test]
+    fn leftover_grandchild_after_normal_exit_is_cleared() {
+        let dir = std::env::temp_dir().join(format!("ad-proc-linger-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pidfile = dir.join("gc.pid");
+        let script = format!("sleep 3600 & echo $! > {}; echo answer", pidfile.display());
+        let child = sh(&script, StdoutMode::Whole);
+        let start = Instant::now();
+        let f = child.wait(far(), None, &mut |_| {});
+        assert_eq!(f.outcome, Outcome::Exited);
+        assert_eq!(f.code, 0);
+        assert_eq!(String::from_utf8_lossy(&f.stdout), "answer\n");
+        assert!(start.elapsed() < LINGER + Duration::from_secs(2));
+        let gc: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(!alive(gc), "grandchild {gc} survived");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn drop_kills_and_reaps() {
+        let child = sh("sleep 30", StdoutMode::Whole);
+        let pid = child.pid() as i32;
+        drop(child);
+        assert!(!alive(pid));
+    }
+
+    #[test]
+    fn tail_starts_on_a_char_boundary() {
+        let mut t = Tail::default();
+        let big = "é".repeat(STDERR_TAIL);
+        t.push(big.as_bytes());
+        let text = t.text();
+        assert!(!text.starts_with('\u{fffd}'));
+        assert!(text.len() <= STDERR_TAIL);
+    }
+}
