@@ -9,4 +9,5 @@ pub mod cancel;
 pub mod claude;
 pub mod config;
 pub mod limiter;
+pub mod pyfmt;
 pub mod result;
