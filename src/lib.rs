@@ -8,5 +8,7 @@
 pub mod cancel;
 pub mod claude;
 pub mod config;
+pub mod detect;
 pub mod limiter;
+pub mod pyfmt;
 pub mod result;
