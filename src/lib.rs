@@ -5,10 +5,13 @@
 //! runs the tool from `mcp::tools` → `claude::run` spawns and supervises the child → the
 //! `DispatchResult` goes back through the single writer thread.
 
+pub mod cache;
 pub mod cancel;
 pub mod claude;
 pub mod config;
 pub mod detect;
 pub mod limiter;
+pub mod log;
+pub mod mcp;
 pub mod pyfmt;
 pub mod result;

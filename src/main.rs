@@ -5,5 +5,16 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    match std::env::args().nth(1).as_deref() {
+        Some("serve") => {
+            match agent_dispatch::mcp::serve_stdio(agent_dispatch::config::config_path()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    agent_dispatch::log::error(&format!("server failed: {e}"));
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        _ => ExitCode::from(2),
+    }
 }

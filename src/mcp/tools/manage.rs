@@ -1,0 +1,364 @@
+//! Tools that look at or change the agent roster and the cache, without running `claude`:
+//! `list_agents`, `inspect_agent`, `add_agent`, `remove_agent`, `update_agent`, `cache_stats`,
+//! `cache_clear` (SPEC §7.5 tools 1, 2, 8, 9, 10, 18, 19).
+
+use std::io;
+use std::path::Path;
+
+use serde_json::{Map, Value, json};
+
+use super::{Args, ToolCtx, ToolError, ToolResult, py_repr};
+use crate::config::{self, AgentConfig, AgentPatch};
+use crate::detect;
+
+/// Whether a configured directory is usable: `Ok(true)` a directory, `Ok(false)` missing or not
+/// a directory, `Err` when the check itself failed (permission denied on a parent, …).
+fn directory_health(dir: &Path) -> io::Result<bool> {
+    match std::fs::metadata(dir) {
+        Ok(m) => Ok(m.is_dir()),
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn exists(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}
+
+fn insert_tools(obj: &mut Map<String, Value>, agent: &AgentConfig) {
+    if let Some(mode) = agent.permission_mode.as_deref().filter(|m| !m.is_empty()) {
+        obj.insert("permission_mode".into(), json!(mode));
+    }
+    // `[]` is shown: it means "explicitly none", unlike an absent list that inherits.
+    if let Some(tools) = &agent.allowed_tools {
+        obj.insert("allowed_tools".into(), json!(tools));
+    }
+    if let Some(tools) = &agent.disallowed_tools {
+        obj.insert("disallowed_tools".into(), json!(tools));
+    }
+}
+
+pub fn list_agents(ctx: &ToolCtx, _args: &Args) -> ToolResult {
+    let config = ctx.server.load_config()?;
+    if config.agents.is_empty() {
+        return Err(ToolError::new(
+            "No agents configured. Run: agent-dispatch add <name> <directory>",
+        ));
+    }
+    let mut out = Vec::with_capacity(config.agents.len());
+    for (name, agent) in config.agents.iter() {
+        let dir = &agent.directory;
+        let mut obj = Map::new();
+        obj.insert("name".into(), json!(name));
+        obj.insert("directory".into(), json!(dir.to_string_lossy()));
+        obj.insert("description".into(), json!(agent.description));
+        match directory_health(dir) {
+            Err(_) => {
+                obj.insert("healthy".into(), json!("UNREADABLE"));
+                obj.insert("has_claude_md".into(), json!(false));
+                obj.insert("has_mcp_config".into(), json!(false));
+            }
+            Ok(healthy) => {
+                obj.insert("healthy".into(), json!(healthy));
+                obj.insert(
+                    "has_claude_md".into(),
+                    json!(healthy && exists(&dir.join("CLAUDE.md"))),
+                );
+                obj.insert(
+                    "has_mcp_config".into(),
+                    json!(healthy && exists(&dir.join(".mcp.json"))),
+                );
+                if healthy {
+                    let servers = detect::collect_mcp_servers(dir);
+                    let stacks = detect::detect_stacks(dir);
+                    let dbs = detect::detect_dbs(dir);
+                    if !servers.is_empty() {
+                        obj.insert("mcp_servers".into(), json!(servers));
+                    }
+                    if !stacks.is_empty() {
+                        obj.insert("stacks".into(), json!(stacks));
+                    }
+                    if !dbs.is_empty() {
+                        obj.insert("dbs".into(), json!(dbs));
+                    }
+                }
+            }
+        }
+        insert_tools(&mut obj, agent);
+        out.push(Value::Object(obj));
+    }
+    ctx.log(&format!("Found {} configured agents", out.len()));
+    Ok(Value::Array(out))
+}
+
+pub fn inspect_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
+    let name = args.string("name")?;
+    let preview_lines = args.int("preview_lines")?;
+    let config = ctx.server.load_config()?;
+    let agent = ctx.agent(&config, &name)?;
+    let dir = &agent.directory;
+    let mut obj = Map::new();
+    obj.insert("name".into(), json!(name));
+    obj.insert("directory".into(), json!(dir.to_string_lossy()));
+    obj.insert("description".into(), json!(agent.description));
+    obj.insert("timeout".into(), json!(agent.timeout));
+    if let Some(model) = agent.model.as_deref().filter(|m| !m.is_empty()) {
+        obj.insert("model".into(), json!(model));
+    }
+    if let Some(budget) = agent.max_budget_usd {
+        obj.insert("max_budget_usd".into(), json!(budget));
+    }
+    insert_tools(&mut obj, &agent);
+    match directory_health(dir) {
+        Err(_) => {
+            obj.insert("healthy".into(), json!("UNREADABLE"));
+            return Ok(Value::Object(obj));
+        }
+        Ok(false) => {
+            obj.insert("healthy".into(), json!(false));
+            return Ok(Value::Object(obj));
+        }
+        Ok(true) => {}
+    }
+    obj.insert("healthy".into(), json!(true));
+    obj.insert(
+        "mcp_servers".into(),
+        json!(detect::collect_mcp_servers(dir)),
+    );
+    obj.insert("stacks".into(), json!(detect::detect_stacks(dir)));
+    obj.insert("dbs".into(), json!(detect::detect_dbs(dir)));
+    obj.insert(
+        "has_claude_md".into(),
+        json!(exists(&dir.join("CLAUDE.md"))),
+    );
+    obj.insert("has_readme".into(), json!(exists(&dir.join("README.md"))));
+    obj.insert(
+        "has_mcp_config".into(),
+        json!(exists(&dir.join(".mcp.json"))),
+    );
+    let lines = preview_lines.clamp(0, 200) as usize;
+    if lines > 0 {
+        let max_chars = (lines * 200).max(200);
+        for (file, key) in [("CLAUDE.md", "claude_md"), ("README.md", "readme")] {
+            if let Some((text, truncated)) = detect::preview(&dir.join(file), lines, max_chars) {
+                obj.insert(format!("{key}_preview"), json!(text));
+                if truncated {
+                    obj.insert(format!("{key}_truncated"), json!(true));
+                }
+            }
+        }
+    }
+    ctx.log(&format!("Inspected {name} ({})", dir.display()));
+    Ok(Value::Object(obj))
+}
+
+/// A config write that failed (lock, parse, I/O) as a tool error with a way forward.
+fn mutate_error(ctx: &ToolCtx, e: config::MutateError) -> ToolError {
+    ToolError::new(e.to_string()).with_hint(format!(
+        "Nothing was written. Check {} (`agent-dispatch doctor` explains what is wrong) and retry.",
+        ctx.server.config_path.display()
+    ))
+}
+
+fn not_found_among(name: &str, cfg: &config::Config) -> String {
+    let names: Vec<&str> = cfg.agents.names().collect();
+    let list = if names.is_empty() {
+        "(none)".to_string()
+    } else {
+        names.join(", ")
+    };
+    format!("Agent {} not found. Available: {list}", py_repr(name))
+}
+
+pub fn add_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
+    let name = args.string("name")?;
+    let directory = args.string("directory")?;
+    let description = args.string("description")?;
+    let timeout = args.int("timeout")?;
+    let budget = args.number("max_budget_usd")?;
+    let permission_mode = args.string("permission_mode")?;
+    let allowed = args.string("allowed_tools")?;
+    let disallowed = args.string("disallowed_tools")?;
+
+    config::validate_agent_name(&name).map_err(ToolError::new)?;
+    if timeout < 0 {
+        return Err(ToolError::new(format!(
+            "timeout must be >= 0, got {timeout}"
+        )));
+    }
+    if !budget.is_finite() || budget < 0.0 {
+        return Err(ToolError::new(format!(
+            "max_budget_usd must be a finite number >= 0, got {budget}"
+        )));
+    }
+    let dir = config::resolve_directory(&directory);
+    if !dir.is_dir() {
+        return Err(ToolError::new(format!(
+            "Directory does not exist: {}",
+            dir.display()
+        )));
+    }
+    let description = if description.is_empty() {
+        detect::auto_describe(&dir)
+    } else {
+        description
+    };
+    if let Some(warning) = config::permission_mode_warning(&permission_mode) {
+        ctx.log(&format!("Warning: {warning}"));
+    }
+    let mut agent = AgentConfig::new(dir.clone());
+    agent.description = description.clone();
+    agent.timeout = if timeout == 0 {
+        config::DEFAULT_AGENT_TIMEOUT
+    } else {
+        timeout as u64
+    };
+    agent.max_budget_usd = (budget > 0.0).then_some(budget);
+    agent.permission_mode = Some(permission_mode.clone()).filter(|m| !m.is_empty());
+    agent.allowed_tools = config::parse_tool_csv(&allowed);
+    agent.disallowed_tools = config::parse_tool_csv(&disallowed);
+
+    let stored = agent.clone();
+    config::mutate(&ctx.server.config_path, |cfg| {
+        if cfg.agents.contains(&name) {
+            return Err(format!(
+                "Agent {} already exists. Remove it first.",
+                py_repr(&name)
+            ));
+        }
+        cfg.agents.insert(name.clone(), stored);
+        Ok(())
+    })
+    .map_err(|e| match e {
+        config::MutateError::Rejected(msg) => ToolError::new(msg),
+        other => mutate_error(ctx, other),
+    })?;
+    ctx.server.cache().invalidate_agent(&name);
+    ctx.log(&format!("Added agent '{name}' -> {}", dir.display()));
+
+    let mut out = Map::new();
+    out.insert("added".into(), json!(name));
+    out.insert("directory".into(), json!(dir.to_string_lossy()));
+    out.insert("description".into(), json!(description));
+    if let Some(mode) = &agent.permission_mode {
+        out.insert("permission_mode".into(), json!(mode));
+    }
+    if let Some(tools) = agent.allowed_tools.as_ref().filter(|t| !t.is_empty()) {
+        out.insert("allowed_tools".into(), json!(tools));
+    }
+    if let Some(tools) = agent.disallowed_tools.as_ref().filter(|t| !t.is_empty()) {
+        out.insert("disallowed_tools".into(), json!(tools));
+    }
+    Ok(Value::Object(out))
+}
+
+pub fn remove_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
+    let name = args.string("name")?;
+    config::mutate(&ctx.server.config_path, |cfg| {
+        match cfg.agents.remove(&name) {
+            Some(_) => Ok(()),
+            None => Err(not_found_among(&name, cfg)),
+        }
+    })
+    .map_err(|e| match e {
+        config::MutateError::Rejected(msg) => ToolError::new(msg),
+        other => mutate_error(ctx, other),
+    })?;
+    ctx.server.cache().invalidate_agent(&name);
+    ctx.log(&format!("Removed agent '{name}'"));
+    Ok(json!({ "removed": name }))
+}
+
+/// `"none"` (any case) clears; anything else non-empty sets.
+fn clearable(value: String) -> Option<Option<String>> {
+    if value.is_empty() {
+        None
+    } else if value.eq_ignore_ascii_case("none") {
+        Some(None)
+    } else {
+        Some(Some(value))
+    }
+}
+
+pub fn update_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
+    let name = args.string("name")?;
+    let timeout = args.int("timeout")?;
+    let budget = args.number("max_budget_usd")?;
+    if timeout < 0 {
+        return Err(ToolError::new(format!(
+            "timeout must be >= 0, got {timeout}"
+        )));
+    }
+    if !budget.is_finite() {
+        return Err(ToolError::new("max_budget_usd must be a finite number"));
+    }
+    let permission_mode = clearable(args.string("permission_mode")?);
+    if let Some(Some(mode)) = &permission_mode
+        && let Some(warning) = config::permission_mode_warning(mode)
+    {
+        ctx.log(&format!("Warning: {warning}"));
+    }
+    let tools =
+        |v: String| clearable(v).map(|set| set.and_then(|csv| config::parse_tool_csv(&csv)));
+    let patch = AgentPatch {
+        description: args.opt_string("description")?,
+        timeout: (timeout > 0).then_some(timeout as u64),
+        // Negative clears, positive sets, zero leaves it (SPEC §7.5 #10).
+        max_budget_usd: if budget < 0.0 {
+            Some(None)
+        } else if budget > 0.0 {
+            Some(Some(budget))
+        } else {
+            None
+        },
+        model: clearable(args.string("model")?),
+        permission_mode,
+        allowed_tools: tools(args.string("allowed_tools")?),
+        disallowed_tools: tools(args.string("disallowed_tools")?),
+    };
+    if patch.is_empty() {
+        return Err(ToolError::new(
+            "Nothing to update. Pass at least one non-empty field.",
+        ));
+    }
+    let fields = config::mutate(&ctx.server.config_path, |cfg| {
+        let names = not_found_among(&name, cfg);
+        match cfg.agents.get_mut(&name) {
+            Some(agent) => Ok(patch.apply(agent)),
+            None => Err(names),
+        }
+    })
+    .map_err(|e| match e {
+        config::MutateError::Rejected(msg) => ToolError::new(msg),
+        other => mutate_error(ctx, other),
+    })?;
+    ctx.server.cache().invalidate_agent(&name);
+    ctx.log(&format!("Updated agent '{name}': {}", fields.join(", ")));
+    Ok(json!({ "updated": name, "fields": fields }))
+}
+
+fn cache_disabled() -> Value {
+    json!({ "enabled": false, "message": "Cache is disabled in settings" })
+}
+
+pub fn cache_stats(ctx: &ToolCtx, _args: &Args) -> ToolResult {
+    let config = ctx.server.load_config()?;
+    if !config.settings.cache.enabled {
+        return Ok(cache_disabled());
+    }
+    Ok(ctx.server.cache().stats())
+}
+
+pub fn cache_clear(ctx: &ToolCtx, _args: &Args) -> ToolResult {
+    let config = ctx.server.load_config()?;
+    if !config.settings.cache.enabled {
+        return Ok(cache_disabled());
+    }
+    let n = ctx.server.cache().clear();
+    ctx.log(&format!("Cleared {n} cached entries"));
+    Ok(json!({ "cleared": n }))
+}
