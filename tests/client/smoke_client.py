@@ -78,7 +78,7 @@ async def main(binary, fake):
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write, logging_callback=on_log) as session:
             init = await session.initialize()
-            check("initialize", init.serverInfo.name == "agent-dispatch", init.serverInfo)
+            check("initialize", init.server_info.name == "agent-dispatch", init.server_info)
 
             tools = (await session.list_tools()).tools
             names = [t.name for t in tools]
@@ -86,7 +86,7 @@ async def main(binary, fake):
             bad = []
             for t in tools:
                 try:
-                    jsonschema.Draft202012Validator.check_schema(t.inputSchema)
+                    jsonschema.Draft202012Validator.check_schema(t.input_schema)
                 except jsonschema.SchemaError as e:
                     bad.append(f"{t.name}: {e.message}")
             check("every inputSchema is valid JSON Schema 2020-12", not bad, bad)
@@ -128,7 +128,7 @@ async def main(binary, fake):
 
 if __name__ == "__main__":
     try:
-        anyio.run(main, sys.argv[1], sys.argv[2])
+        anyio.run(main, os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]))
     except Exception as e:  # noqa: BLE001 - any crash is a failed check, reported as such
         check("client ran to the end", False, repr(e))
     print(f"{len(PASSED)} passed, {len(FAILED)} failed")
