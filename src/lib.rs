@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod cancel;
 pub mod claude;
+pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod limiter;

@@ -1,20 +1,14 @@
-//! The `agent-dispatch` binary: parse the command line, run it, map errors to exit codes.
+//! The `agent-dispatch` binary: hand the command line to `cli::main` and exit with its code.
+//! Printing goes through explicit writers, so stdout can never be written by accident (it will
+//! carry the MCP protocol under `serve`).
 
 #![deny(clippy::print_stdout)]
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match std::env::args().nth(1).as_deref() {
-        Some("serve") => {
-            match agent_dispatch::mcp::serve_stdio(agent_dispatch::config::config_path()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    agent_dispatch::log::error(&format!("server failed: {e}"));
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        _ => ExitCode::from(2),
-    }
+    let args = std::env::args_os().skip(1).collect();
+    // Unlocked handles: a command may hand stdout to another thread (the MCP writer).
+    let code = agent_dispatch::cli::main(args, &mut std::io::stdout(), &mut std::io::stderr());
+    ExitCode::from(code)
 }

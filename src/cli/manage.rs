@@ -1,0 +1,484 @@
+//! `add`, `update` and `remove` (SPEC §9.3, §9.4, §9.6): every change is one locked
+//! read-modify-write through `config::mutate`, so a file that fails to load is never
+//! overwritten and concurrent runs never lose each other's agents.
+
+use std::ffi::OsString;
+use std::io;
+use std::path::PathBuf;
+
+use lexopt::prelude::*;
+
+use super::{Command, CommandSpec, EXIT_ERROR, EXIT_OK, Io, help, parse_name_only};
+use crate::config::{self, AgentConfig, AgentPatch, MutateError};
+use crate::detect;
+
+pub const ADD: CommandSpec = CommandSpec {
+    name: "add",
+    summary: "Register a project directory as an agent",
+    help: ADD_HELP,
+    parse: parse_add,
+};
+
+const ADD_HELP: &str = "\
+Usage: agent-dispatch add [OPTIONS] NAME DIRECTORY
+
+  Register the project in DIRECTORY as the agent NAME. NAME may contain letters, digits, '-'
+  and '_' and starts with a letter or digit. Without --description one is generated from the
+  project's CLAUDE.md, README.md, pyproject.toml, package.json, MCP servers and stack.
+
+Options:
+  -d, --description TEXT      What the agent knows and does (shown to callers)
+  --timeout INTEGER           Seconds per dispatch; 0 uses settings.default_timeout [default: 300]
+  --model TEXT                Model passed to claude as --model
+  --max-budget FLOAT          Spending cap in USD per dispatch (alias: --max-budget-usd)
+  --permission-mode TEXT      default, plan or bypassPermissions
+  --allowed-tools CSV         Tools the agent may use, e.g. Bash,Read,Edit ('' inherits)
+  --disallowed-tools CSV      Tools the agent may not use ('' inherits)
+  -h, --help                  Show this message and exit.
+";
+
+pub const UPDATE: CommandSpec = CommandSpec {
+    name: "update",
+    summary: "Change settings of an agent",
+    help: UPDATE_HELP,
+    parse: parse_update,
+};
+
+const UPDATE_HELP: &str = "\
+Usage: agent-dispatch update [OPTIONS] NAME
+
+  Change the given settings of agent NAME; everything else stays as it is. Any option given,
+  even as an empty string, counts as a change.
+
+Options:
+  -d, --description TEXT      New description
+  --timeout INTEGER           Seconds per dispatch; 0 uses settings.default_timeout
+  --model TEXT                Model; 'none' or '' clears it
+  --max-budget FLOAT          Spending cap in USD; 0 clears it (alias: --max-budget-usd)
+  --permission-mode TEXT      default, plan or bypassPermissions; 'none' or '' clears it
+  --allowed-tools CSV         Allowed tools; 'none' or '' inherits the settings default again
+  --disallowed-tools CSV      Disallowed tools; 'none' or '' inherits the settings default again
+  -h, --help                  Show this message and exit.
+";
+
+pub const REMOVE: CommandSpec = CommandSpec {
+    name: "remove",
+    summary: "Remove an agent",
+    help: REMOVE_HELP,
+    parse: parse_remove,
+};
+
+const REMOVE_HELP: &str = "\
+Usage: agent-dispatch remove [OPTIONS] NAME
+
+  Remove agent NAME from the config. The project directory is not touched.
+
+Options:
+  -h, --help  Show this message and exit.
+";
+
+/// Options `add` and `update` share, as typed.
+#[derive(Debug, Default, PartialEq)]
+pub struct AgentOptions {
+    pub description: Option<String>,
+    pub timeout: Option<u64>,
+    pub model: Option<String>,
+    pub max_budget: Option<f64>,
+    pub permission_mode: Option<String>,
+    pub allowed_tools: Option<String>,
+    pub disallowed_tools: Option<String>,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct AddArgs {
+    pub name: String,
+    pub directory: PathBuf,
+    pub options: AgentOptions,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct UpdateArgs {
+    pub name: String,
+    pub options: AgentOptions,
+}
+
+/// A whole number of seconds ≥ 0.
+fn parse_timeout(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<i64>() {
+        Ok(n) if n < 0 => Err(format!("timeout must be 0 or more, got {n}")),
+        Ok(n) => Ok(n.unsigned_abs()),
+        Err(_) => Err(format!("'{s}' is not a valid integer")),
+    }
+}
+
+/// A finite amount of USD ≥ 0.
+fn parse_budget(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(f) if !f.is_finite() => Err(format!("budget must be a finite number, got '{s}'")),
+        Ok(f) if f < 0.0 => Err(format!("budget must be 0 or more, got {s}")),
+        Ok(f) => Ok(f),
+        Err(_) => Err(format!("'{s}' is not a valid float")),
+    }
+}
+
+/// The option an argument names (`-d`, `--timeout`), owned so the parser can be used again.
+fn option_name(arg: &lexopt::Arg) -> Option<String> {
+    match arg {
+        Short(c) => Some(format!("-{c}")),
+        Long(l) => Some(format!("--{l}")),
+        Value(_) => None,
+    }
+}
+
+/// Handles one shared option by name; an unknown name is an "invalid option" error.
+fn agent_option(
+    name: &str,
+    p: &mut lexopt::Parser,
+    o: &mut AgentOptions,
+) -> Result<(), lexopt::Error> {
+    match name {
+        "-d" | "--description" => o.description = Some(p.value()?.string()?),
+        "--timeout" => o.timeout = Some(p.value()?.parse_with(parse_timeout)?),
+        "--model" => o.model = Some(p.value()?.string()?),
+        "--max-budget" | "--max-budget-usd" => {
+            o.max_budget = Some(p.value()?.parse_with(parse_budget)?)
+        }
+        "--permission-mode" => o.permission_mode = Some(p.value()?.string()?),
+        "--allowed-tools" => o.allowed_tools = Some(p.value()?.string()?),
+        "--disallowed-tools" => o.disallowed_tools = Some(p.value()?.string()?),
+        _ => return Err(lexopt::Error::UnexpectedOption(name.to_string())),
+    }
+    Ok(())
+}
+
+fn parse_add(p: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
+    let mut options = AgentOptions::default();
+    let mut name = None;
+    let mut directory: Option<OsString> = None;
+    while let Some(arg) = p.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(help(&ADD)),
+            Value(v) if name.is_none() => name = Some(v.string()?),
+            Value(v) if directory.is_none() => directory = Some(v),
+            Value(v) => return Err(Value(v).unexpected()),
+            option => {
+                let key = option_name(&option).unwrap_or_default();
+                agent_option(&key, p, &mut options)?;
+            }
+        }
+    }
+    let name = name.ok_or("Missing argument 'NAME'.")?;
+    let directory = directory.ok_or("Missing argument 'DIRECTORY'.")?;
+    Ok(Command::Add(AddArgs {
+        name,
+        directory: directory.into(),
+        options,
+    }))
+}
+
+fn parse_update(p: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
+    let mut options = AgentOptions::default();
+    let mut name = None;
+    while let Some(arg) = p.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(help(&UPDATE)),
+            Value(v) if name.is_none() => name = Some(v.string()?),
+            Value(v) => return Err(Value(v).unexpected()),
+            option => {
+                let key = option_name(&option).unwrap_or_default();
+                agent_option(&key, p, &mut options)?;
+            }
+        }
+    }
+    let name = name.ok_or("Missing argument 'NAME'.")?;
+    Ok(Command::Update(UpdateArgs { name, options }))
+}
+
+fn parse_remove(p: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
+    Ok(match parse_name_only(p, &REMOVE)? {
+        Ok(name) => Command::Remove(name),
+        Err(help) => help,
+    })
+}
+
+/// Prints why a mutation failed; always exit 1.
+fn report(io: &mut Io, e: &MutateError) -> io::Result<u8> {
+    match e {
+        MutateError::Load(load) => super::print_config_error(io, load),
+        MutateError::Rejected(msg) => {
+            io.error(msg)?;
+            Ok(EXIT_ERROR)
+        }
+        other => {
+            io.error(&format!("Error: {other}"))?;
+            Ok(EXIT_ERROR)
+        }
+    }
+}
+
+pub fn run_add(io: &mut Io, args: AddArgs) -> io::Result<u8> {
+    let AddArgs {
+        name,
+        directory,
+        options: o,
+    } = args;
+    // Checked first, as a usage error, like the reference's click `Path(exists=True)`.
+    match std::fs::metadata(&directory) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            let msg = format!(
+                "Invalid value for 'DIRECTORY': Directory '{}' is a file.",
+                directory.display()
+            );
+            return super::usage_error_at_run(io, &ADD, msg);
+        }
+        Err(_) => {
+            let msg = format!(
+                "Invalid value for 'DIRECTORY': Directory '{}' does not exist.",
+                directory.display()
+            );
+            return super::usage_error_at_run(io, &ADD, msg);
+        }
+    }
+    if let Err(msg) = config::validate_agent_name(&name) {
+        io.error(&format!("Error: {msg}"))?;
+        return Ok(EXIT_ERROR);
+    }
+    let resolved = config::resolve_path(&directory);
+    if resolved.to_str().is_none() {
+        io.error(&format!(
+            "Error: directory path is not valid UTF-8 and cannot be stored in the config: {}",
+            resolved.display()
+        ))?;
+        return Ok(EXIT_ERROR);
+    }
+    let warning = o
+        .permission_mode
+        .as_deref()
+        .and_then(config::permission_mode_warning);
+    let path = config::config_path();
+    let mut generated = None;
+    let outcome = config::mutate(&path, |c| {
+        if c.agents.contains(&name) {
+            return Err(format!(
+                "Agent '{name}' already exists. Use 'agent-dispatch remove {name}' first."
+            ));
+        }
+        let description = match &o.description {
+            Some(d) => d.clone(),
+            None => {
+                let d = detect::auto_describe(&resolved);
+                generated = Some(d.clone());
+                d
+            }
+        };
+        let mut agent = AgentConfig::new(resolved.clone());
+        agent.description = description;
+        agent.timeout = o.timeout.unwrap_or(config::DEFAULT_AGENT_TIMEOUT);
+        agent.max_budget_usd = o.max_budget;
+        agent.model = o.model.clone();
+        agent.permission_mode = o.permission_mode.clone();
+        agent.allowed_tools = o.allowed_tools.as_deref().and_then(config::parse_tool_csv);
+        agent.disallowed_tools = o
+            .disallowed_tools
+            .as_deref()
+            .and_then(config::parse_tool_csv);
+        c.agents.insert(name.clone(), agent);
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        return report(io, &e);
+    }
+    if let Some(d) = generated {
+        io.say(&format!("Auto-generated description: {d}"))?;
+    }
+    if let Some(w) = warning {
+        io.warn(&format!("Warning: {w}"))?;
+    }
+    io.say_in(
+        super::Color::Green,
+        &format!("Added agent '{name}' -> {}", resolved.display()),
+    )?;
+    Ok(EXIT_OK)
+}
+
+/// `none` (any case) or `""` means "clear" on the command line.
+fn clears(s: &str) -> bool {
+    s.is_empty() || s.eq_ignore_ascii_case("none")
+}
+
+/// The CLI's reading of the options (SPEC §9.6), as a patch.
+fn cli_patch(o: &AgentOptions) -> AgentPatch {
+    let tools = |s: &String| {
+        if clears(s) {
+            None
+        } else {
+            config::parse_tool_csv(s)
+        }
+    };
+    AgentPatch {
+        description: o.description.clone(),
+        timeout: o.timeout,
+        max_budget_usd: o.max_budget.map(|b| (b != 0.0).then_some(b)),
+        model: o.model.as_ref().map(|m| (!clears(m)).then(|| m.clone())),
+        permission_mode: o.permission_mode.as_ref().map(|m| {
+            let m = m.trim();
+            (!clears(m)).then(|| m.to_string())
+        }),
+        allowed_tools: o.allowed_tools.as_ref().map(tools),
+        disallowed_tools: o.disallowed_tools.as_ref().map(tools),
+    }
+}
+
+pub fn run_update(io: &mut Io, args: UpdateArgs) -> io::Result<u8> {
+    let UpdateArgs { name, options } = args;
+    let patch = cli_patch(&options);
+    let warning = options
+        .permission_mode
+        .as_deref()
+        .filter(|m| !clears(m.trim()))
+        .and_then(config::permission_mode_warning);
+    let outcome = config::mutate(&config::config_path(), |c| {
+        let Some(agent) = c.agents.get_mut(&name) else {
+            return Err(format!(
+                "Agent '{name}' not found. Run 'agent-dispatch list' to see agents."
+            ));
+        };
+        if patch.is_empty() {
+            return Err("Nothing to update. Pass at least one option (see --help).".to_string());
+        }
+        Ok(patch.apply(agent))
+    });
+    let fields = match outcome {
+        Ok(f) => f,
+        Err(e) => return report(io, &e),
+    };
+    if let Some(w) = warning {
+        io.warn(&format!("Warning: {w}"))?;
+    }
+    io.say_in(
+        super::Color::Green,
+        &format!("Updated agent '{name}': {}", fields.join(", ")),
+    )?;
+    Ok(EXIT_OK)
+}
+
+pub fn run_remove(io: &mut Io, name: &str) -> io::Result<u8> {
+    let outcome = config::mutate(&config::config_path(), |c| {
+        c.agents
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| format!("Agent '{name}' not found."))
+    });
+    if let Err(e) = outcome {
+        return report(io, &e);
+    }
+    io.say_in(super::Color::Green, &format!("Removed agent '{name}'."))?;
+    Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Command, lexopt::Error> {
+        let mut parser = lexopt::Parser::from_args(args.iter().map(OsString::from));
+        match parser.next()? {
+            Some(Value(v)) if v == "add" => parse_add(&mut parser),
+            Some(Value(v)) if v == "update" => parse_update(&mut parser),
+            _ => parse_remove(&mut parser),
+        }
+    }
+
+    #[test]
+    fn add_takes_every_option() {
+        let cmd = p(&[
+            "add",
+            "web",
+            "/tmp",
+            "-d",
+            "",
+            "--timeout",
+            "60",
+            "--model",
+            "opus",
+            "--max-budget-usd",
+            "2.5",
+            "--permission-mode",
+            "plan",
+            "--allowed-tools",
+            "Bash,Read",
+            "--disallowed-tools=",
+        ])
+        .unwrap();
+        assert_eq!(
+            cmd,
+            Command::Add(AddArgs {
+                name: "web".into(),
+                directory: "/tmp".into(),
+                options: AgentOptions {
+                    description: Some(String::new()),
+                    timeout: Some(60),
+                    model: Some("opus".into()),
+                    max_budget: Some(2.5),
+                    permission_mode: Some("plan".into()),
+                    allowed_tools: Some("Bash,Read".into()),
+                    disallowed_tools: Some(String::new()),
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn bad_numbers_and_missing_args_are_usage_errors() {
+        for bad in [
+            &["add", "a", "/tmp", "--timeout", "-5"][..],
+            &["add", "a", "/tmp", "--timeout", "1.5"],
+            &["add", "a", "/tmp", "--max-budget", "-1"],
+            &["add", "a", "/tmp", "--max-budget", "nan"],
+            &["add", "a", "/tmp", "--max-budget", "inf"],
+            &["add", "a"],
+            &["add"],
+            &["add", "a", "/tmp", "extra"],
+            &["add", "a", "/tmp", "--timeout"],
+            &["update"],
+            &["update", "a", "--frob"],
+        ] {
+            assert!(p(bad).is_err(), "{bad:?}");
+        }
+        let e = p(&["add", "a"]).unwrap_err().to_string();
+        assert!(e.contains("DIRECTORY"), "{e}");
+        let e = p(&["add", "a", "/tmp", "--timeout", "-5"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("0 or more"), "{e}");
+    }
+
+    #[test]
+    fn update_semantics() {
+        let o = AgentOptions {
+            description: Some(String::new()),
+            max_budget: Some(0.0),
+            model: Some("NONE".into()),
+            permission_mode: Some("  plan ".into()),
+            allowed_tools: Some(String::new()),
+            disallowed_tools: Some(" , ".into()),
+            ..AgentOptions::default()
+        };
+        let patch = cli_patch(&o);
+        assert_eq!(patch.description, Some(String::new()));
+        assert_eq!(patch.max_budget_usd, Some(None));
+        assert_eq!(patch.model, Some(None));
+        assert_eq!(patch.permission_mode, Some(Some("plan".into())));
+        assert_eq!(patch.allowed_tools, Some(None));
+        assert_eq!(patch.disallowed_tools, Some(Some(vec![])));
+        assert!(cli_patch(&AgentOptions::default()).is_empty());
+        let none_mode = cli_patch(&AgentOptions {
+            permission_mode: Some(" none ".into()),
+            max_budget: Some(1.5),
+            ..AgentOptions::default()
+        });
+        assert_eq!(none_mode.permission_mode, Some(None));
+        assert_eq!(none_mode.max_budget_usd, Some(Some(1.5)));
+    }
+}
