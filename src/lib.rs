@@ -8,5 +8,6 @@
 pub mod cancel;
 pub mod claude;
 pub mod config;
+pub mod jobs;
 pub mod limiter;
 pub mod result;
