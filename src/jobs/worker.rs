@@ -110,6 +110,11 @@ impl Running<'_> {
             }
             return self.store.get(self.id);
         };
+        if self.shutdown.is_tripped() {
+            // The slot may have been freed by another job stopping for the same shutdown.
+            self.store.fail(self.id, SHUTDOWN_BEFORE_START)?;
+            return self.store.get(self.id);
+        }
         if self.store.mark_running(self.id)?.is_none() {
             // Cancelled (or removed) while queued: never start it.
             return self.store.get(self.id);
@@ -208,5 +213,269 @@ impl Running<'_> {
             }
             self.flush(false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::model::{NewJob, Status};
+    use crate::jobs::store::CancelOutcome;
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    static N: AtomicUsize = AtomicUsize::new(0);
+
+    struct Dir(PathBuf);
+    impl Dir {
+        fn new(name: &str) -> Dir {
+            let n = N.fetch_add(1, Ordering::SeqCst);
+            let d =
+                std::env::temp_dir().join(format!("ad-worker-{name}-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&d);
+            Dir(d)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn new_job() -> NewJob {
+        NewJob {
+            agent: "a".into(),
+            task: "t".into(),
+            ..NewJob::default()
+        }
+    }
+
+    fn success() -> DispatchResult {
+        DispatchResult {
+            agent: "a".into(),
+            success: true,
+            result: "all good".into(),
+            ..Default::default()
+        }
+    }
+
+    /// A dispatch that runs until cancelled (or 10 s), like a runner killing its child.
+    fn until_cancelled(hooks: Hooks<'_>) -> DispatchResult {
+        let cancel = hooks.cancel.cloned().unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cancel.is_tripped() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        DispatchResult::failure("a", ErrorType::Cancelled, "cancelled")
+    }
+
+    fn wait_status(store: &JobStore, id: &str, want: Status) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while store.get(id).unwrap().unwrap().status != want {
+            assert!(Instant::now() < deadline, "job never became {want}");
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn runs_to_done_with_a_bounded_progress_tail() {
+        let d = Dir::new("done");
+        let store = JobStore::open(&d.0).unwrap();
+        let (job, owner) = store.create(new_job()).unwrap();
+        let final_job = run_job(owner, &Limiter::new(1), &Cancel::new(), |mut hooks| {
+            if let Some(spawn) = hooks.on_spawn.as_mut() {
+                spawn(std::process::id());
+            }
+            let progress = hooks.on_progress.as_mut().unwrap();
+            progress(&"x".repeat(1000));
+            for i in 0..25 {
+                progress(&format!("line {i}"));
+            }
+            success()
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(final_job.status, Status::Done);
+        assert_eq!(final_job.result, Some(success()));
+        let progress = final_job.progress.unwrap();
+        assert_eq!(progress.len(), 20);
+        assert_eq!(progress[0], "line 5");
+        assert_eq!(progress[19], "line 24");
+        assert_eq!(final_job.child_pgid, Some(std::process::id()));
+        assert!(final_job.child_started.is_some());
+        assert!(!store.owned(&job.id).unwrap());
+    }
+
+    #[test]
+    fn progress_shows_while_running_first_line_at_once() {
+        let d = Dir::new("progress");
+        let store = JobStore::open(&d.0).unwrap();
+        let (job, owner) = store.create(new_job()).unwrap();
+        let release = AtomicBool::new(false);
+        thread::scope(|s| {
+            let worker = s.spawn(|| {
+                run_job(owner, &Limiter::new(1), &Cancel::new(), |mut hooks| {
+                    let progress = hooks.on_progress.as_mut().unwrap();
+                    progress("first");
+                    progress("second");
+                    while !release.load(Ordering::SeqCst) {
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                    success()
+                })
+            });
+            wait_status(&store, &job.id, Status::Running);
+            // The first line at once; "second" came within the second, so the watcher writes it
+            // once the interval has passed even though the child went quiet.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut seen = Vec::new();
+            while Instant::now() < deadline {
+                let j = store.get(&job.id).unwrap().unwrap();
+                let p = j.progress.unwrap_or_default();
+                if seen.last() != Some(&p) {
+                    seen.push(p.clone());
+                }
+                if p.len() == 2 {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+            release.store(true, Ordering::SeqCst);
+            assert_eq!(seen.first().unwrap(), &vec!["first".to_string()]);
+            assert_eq!(
+                seen.last().unwrap(),
+                &vec!["first".to_string(), "second".to_string()]
+            );
+            let summary = crate::jobs::summary(&store.get(&job.id).unwrap().unwrap());
+            assert_eq!(summary["last_progress"], "second");
+            let done = worker.join().unwrap().unwrap().unwrap();
+            assert_eq!(done.status, Status::Done);
+        });
+    }
+
+    #[test]
+    fn in_process_cancel_of_a_running_job_stops_it_and_sticks() {
+        let d = Dir::new("cancel-running");
+        let store = JobStore::open(&d.0).unwrap();
+        let (job, owner) = store.create(new_job()).unwrap();
+        thread::scope(|s| {
+            let worker =
+                s.spawn(|| run_job(owner, &Limiter::new(1), &Cancel::new(), until_cancelled));
+            wait_status(&store, &job.id, Status::Running);
+            assert!(store.running_here(&job.id));
+            let started = Instant::now();
+            assert_eq!(
+                store.cancel(&job.id).unwrap(),
+                CancelOutcome::CancelledRunning
+            );
+            assert!(
+                store
+                    .wait_released(&job.id, Duration::from_secs(5))
+                    .unwrap()
+            );
+            assert!(
+                started.elapsed() < Duration::from_millis(150),
+                "tripped at once"
+            );
+            let j = worker.join().unwrap().unwrap().unwrap();
+            assert_eq!(j.status, Status::Cancelled);
+            assert_eq!(j.error.as_deref(), Some("Cancelled while running"));
+            assert!(j.result.is_none(), "the late finish was refused");
+        });
+    }
+
+    #[test]
+    fn cancel_from_another_store_reaches_the_owner_through_the_file() {
+        let d = Dir::new("cancel-file");
+        let store = JobStore::open(&d.0).unwrap();
+        // A second handle has its own registry: to it, the job is run by someone else.
+        let elsewhere = JobStore::open(&d.0).unwrap();
+        let (job, owner) = store.create(new_job()).unwrap();
+        thread::scope(|s| {
+            let worker =
+                s.spawn(|| run_job(owner, &Limiter::new(1), &Cancel::new(), until_cancelled));
+            wait_status(&store, &job.id, Status::Running);
+            assert!(!elsewhere.running_here(&job.id));
+            assert_eq!(
+                elsewhere.cancel(&job.id).unwrap(),
+                CancelOutcome::CancelledRunning
+            );
+            assert!(
+                elsewhere
+                    .wait_released(&job.id, Duration::from_secs(5))
+                    .unwrap()
+            );
+            let j = worker.join().unwrap().unwrap().unwrap();
+            assert_eq!(j.status, Status::Cancelled);
+        });
+    }
+
+    #[test]
+    fn cancel_while_queued_never_starts_the_job() {
+        let d = Dir::new("cancel-pending");
+        let store = JobStore::open(&d.0).unwrap();
+        let limiter = Limiter::new(1);
+        let _busy = limiter.acquire(&Cancel::new());
+        let (job, owner) = store.create(new_job()).unwrap();
+        let called = AtomicBool::new(false);
+        thread::scope(|s| {
+            let worker = s.spawn(|| {
+                run_job(owner, &limiter, &Cancel::new(), |_| {
+                    called.store(true, Ordering::SeqCst);
+                    success()
+                })
+            });
+            thread::sleep(Duration::from_millis(50));
+            assert_eq!(store.get(&job.id).unwrap().unwrap().status, Status::Pending);
+            assert_eq!(store.cancel(&job.id).unwrap(), CancelOutcome::Cancelled);
+            let j = worker.join().unwrap().unwrap().unwrap();
+            assert_eq!(j.status, Status::Cancelled);
+        });
+        assert!(!called.load(Ordering::SeqCst));
+        assert!(!store.owned(&job.id).unwrap());
+    }
+
+    #[test]
+    fn a_panicking_dispatch_fails_the_job() {
+        let d = Dir::new("panic");
+        let store = JobStore::open(&d.0).unwrap();
+        let (_, owner) = store.create(new_job()).unwrap();
+        let j = run_job(
+            owner,
+            &Limiter::new(1),
+            &Cancel::new(),
+            |_| -> DispatchResult { panic!("boom") },
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(j.status, Status::Failed);
+        assert_eq!(j.error.as_deref(), Some("Worker crashed: boom"));
+    }
+
+    #[test]
+    fn shutdown_stops_running_and_queued_jobs() {
+        let d = Dir::new("shutdown");
+        let store = JobStore::open(&d.0).unwrap();
+        let limiter = Limiter::new(1);
+        let shutdown = Cancel::new();
+        let (running, owner1) = store.create(new_job()).unwrap();
+        let (queued, owner2) = store.create(new_job()).unwrap();
+        thread::scope(|s| {
+            let w1 = s.spawn(|| run_job(owner1, &limiter, &shutdown, until_cancelled));
+            wait_status(&store, &running.id, Status::Running);
+            let w2 = s.spawn(|| run_job(owner2, &limiter, &shutdown, until_cancelled));
+            thread::sleep(Duration::from_millis(30));
+            shutdown.trip();
+            let j1 = w1.join().unwrap().unwrap().unwrap();
+            let j2 = w2.join().unwrap().unwrap().unwrap();
+            assert_eq!(j1.status, Status::Failed);
+            assert!(j1.error.unwrap().contains("shut down before it finished"));
+            assert_eq!(j2.status, Status::Failed);
+            assert!(j2.error.unwrap().contains("shut down before it started"));
+        });
+        assert_eq!(
+            store.get(&queued.id).unwrap().unwrap().status,
+            Status::Failed
+        );
     }
 }
