@@ -11,6 +11,7 @@ pub mod claude;
 pub mod cli;
 pub mod config;
 pub mod detect;
+pub mod jobs;
 pub mod limiter;
 pub mod log;
 pub mod mcp;

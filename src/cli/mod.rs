@@ -9,8 +9,10 @@
 mod doctor;
 mod host;
 mod init;
+pub mod jobs_cmd;
 mod manage;
 mod output;
+mod serve;
 mod show;
 
 use std::ffi::OsString;
@@ -37,6 +39,8 @@ pub enum Command {
     List,
     Describe(String),
     Doctor,
+    Jobs(jobs_cmd::JobsCommand),
+    Serve,
 }
 
 /// One subcommand: its name, one-line summary, help text and parser.
@@ -71,7 +75,45 @@ pub const COMMANDS: &[CommandSpec] = &[
     show::LIST,
     show::DESCRIBE,
     doctor::SPEC,
+    serve::SPEC,
+    JOBS,
+    JOB,
+    CANCEL,
+    GC,
 ];
+
+/// `-h` of a job command is plain help like every other command's.
+fn jobs_command(cmd: jobs_cmd::JobsCommand) -> Command {
+    match cmd {
+        jobs_cmd::JobsCommand::Help(text) => Command::Help(text.to_string()),
+        other => Command::Jobs(other),
+    }
+}
+
+const JOBS: CommandSpec = CommandSpec {
+    name: "jobs",
+    summary: "List async jobs and stored results",
+    help: jobs_cmd::HELP_JOBS,
+    parse: |p| jobs_cmd::parse_jobs(p).map(jobs_command),
+};
+const JOB: CommandSpec = CommandSpec {
+    name: "job",
+    summary: "Show one job with its progress and result",
+    help: jobs_cmd::HELP_JOB,
+    parse: |p| jobs_cmd::parse_job(p).map(jobs_command),
+};
+const CANCEL: CommandSpec = CommandSpec {
+    name: "cancel",
+    summary: "Cancel a pending or running job",
+    help: jobs_cmd::HELP_CANCEL,
+    parse: |p| jobs_cmd::parse_cancel(p).map(jobs_command),
+};
+const GC: CommandSpec = CommandSpec {
+    name: "gc",
+    summary: "Delete old finished jobs",
+    help: jobs_cmd::HELP_GC,
+    parse: |p| jobs_cmd::parse_gc(p).map(jobs_command),
+};
 
 const USAGE: &str = "Usage: agent-dispatch [OPTIONS] COMMAND [ARGS]...";
 
@@ -172,6 +214,12 @@ pub fn run(cmd: Command, io: &mut Io) -> io::Result<u8> {
         Command::List => show::run_list(io),
         Command::Describe(name) => show::run_describe(io, &name),
         Command::Doctor => doctor::run(io),
+        Command::Serve => serve::run(io),
+        Command::Jobs(cmd) => {
+            let dir = crate::config::jobs_dir(&crate::config::config_path());
+            let code = jobs_cmd::execute(&cmd, &dir, io.out, io.err);
+            Ok(u8::try_from(code).unwrap_or(EXIT_ERROR))
+        }
     }
 }
 

@@ -1,0 +1,539 @@
+//! The job commands of the CLI: `jobs`, `job ID`, `cancel ID` and `gc`. Each has a `HELP_*`
+//! text, a lexopt parser called after the subcommand word, and one `execute` that runs a
+//! parsed command against a jobs directory and prints through the writers it is given. The
+//! storage rules live in `jobs`; this file only parses and formats.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use lexopt::prelude::*;
+
+use crate::jobs::{self, CancelOutcome, Job, JobStore, Status, valid_id};
+
+pub const HELP_JOBS: &str = "\
+Usage: agent-dispatch jobs [OPTIONS]
+
+  List async jobs and result references, newest first.
+
+Options:
+  --status STATUS  Only jobs in this status: pending, running, done, failed, cancelled.
+  --limit N        Show at most N jobs (1-1000) [default: 50]
+  -h, --help       Show this message and exit.
+";
+
+pub const HELP_JOB: &str = "\
+Usage: agent-dispatch job ID
+
+  Show one job: its fields, progress tail and a preview of its result.
+
+Options:
+  -h, --help  Show this message and exit.
+";
+
+pub const HELP_CANCEL: &str = "\
+Usage: agent-dispatch cancel ID
+
+  Cancel a pending or running job. A running job is marked cancelled first, then its claude
+  process is stopped by the server that runs it; this command waits up to 10 s for that.
+
+Options:
+  -h, --help  Show this message and exit.
+";
+
+pub const HELP_GC: &str = "\
+Usage: agent-dispatch gc [--days N | --all]
+
+  Delete finished (done, failed, cancelled) jobs. Pending and running jobs are never deleted.
+
+Options:
+  --days N    Delete finished jobs older than N days (must be > 0) [default: 7]
+  --all       Delete every finished job, whatever its age.
+  -h, --help  Show this message and exit.
+";
+
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 1000;
+const DEFAULT_GC_DAYS: f64 = 7.0;
+/// Characters of the result `job` prints.
+const RESULT_PREVIEW_CHARS: usize = 2000;
+/// Characters of the task the `jobs` table prints.
+const TABLE_TASK_CHARS: usize = 60;
+/// How long `cancel` waits for the owner of a running job to stop its child.
+const CANCEL_WAIT: Duration = Duration::from_secs(10);
+
+/// A parsed job command. Plain data: nothing has touched the disk yet.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobsCommand {
+    List {
+        status: Option<Status>,
+        limit: usize,
+    },
+    Show {
+        id: String,
+    },
+    Cancel {
+        id: String,
+    },
+    /// `max_age_days: None` is `--all`.
+    Gc {
+        max_age_days: Option<f64>,
+    },
+    /// `-h`/`--help`: print this text and exit 0.
+    Help(&'static str),
+}
+
+pub fn parse_jobs(p: &mut lexopt::Parser) -> Result<JobsCommand, lexopt::Error> {
+    let mut status = None;
+    let mut limit = DEFAULT_LIMIT;
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("status") => {
+                let raw: String = p.value()?.string()?;
+                status = Status::parse_filter(&raw).map_err(lexopt::Error::from)?;
+            }
+            Long("limit") => {
+                let n: i64 = p.value()?.parse()?;
+                // Clamped like `dispatch_jobs` (SPEC tool 15).
+                limit = usize::try_from(n.clamp(1, MAX_LIMIT as i64)).unwrap_or(DEFAULT_LIMIT);
+            }
+            Short('h') | Long("help") => return Ok(JobsCommand::Help(HELP_JOBS)),
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok(JobsCommand::List { status, limit })
+}
+
+/// Reads the one ID argument and checks its format before anything touches the disk.
+fn parse_id(
+    p: &mut lexopt::Parser,
+    help: &'static str,
+) -> Result<Result<String, &'static str>, lexopt::Error> {
+    let mut id = None;
+    while let Some(arg) = p.next()? {
+        match arg {
+            Value(v) if id.is_none() => id = Some(v.string()?),
+            Short('h') | Long("help") => return Ok(Err(help)),
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    let id = id.ok_or_else(|| lexopt::Error::from("missing argument ID".to_string()))?;
+    if !valid_id(&id) {
+        return Err(jobs::Error::InvalidId(id).to_string().into());
+    }
+    Ok(Ok(id))
+}
+
+pub fn parse_job(p: &mut lexopt::Parser) -> Result<JobsCommand, lexopt::Error> {
+    Ok(match parse_id(p, HELP_JOB)? {
+        Ok(id) => JobsCommand::Show { id },
+        Err(help) => JobsCommand::Help(help),
+    })
+}
+
+pub fn parse_cancel(p: &mut lexopt::Parser) -> Result<JobsCommand, lexopt::Error> {
+    Ok(match parse_id(p, HELP_CANCEL)? {
+        Ok(id) => JobsCommand::Cancel { id },
+        Err(help) => JobsCommand::Help(help),
+    })
+}
+
+pub fn parse_gc(p: &mut lexopt::Parser) -> Result<JobsCommand, lexopt::Error> {
+    let mut days = None;
+    let mut all = false;
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("days") => days = Some(p.value()?.parse::<f64>()?),
+            Long("all") => all = true,
+            Short('h') | Long("help") => return Ok(JobsCommand::Help(HELP_GC)),
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    match (days, all) {
+        (Some(_), true) => Err("--days and --all can not be combined".to_string().into()),
+        (None, true) => Ok(JobsCommand::Gc { max_age_days: None }),
+        (Some(d), false) if d.is_nan() || d <= 0.0 => Err(
+            "--days must be > 0 (use --all to delete every finished job)"
+                .to_string()
+                .into(),
+        ),
+        (Some(d), false) if !(d * 86_400.0).is_finite() => {
+            Err("--days is too large".to_string().into())
+        }
+        (d, false) => Ok(JobsCommand::Gc {
+            max_age_days: Some(d.unwrap_or(DEFAULT_GC_DAYS)),
+        }),
+    }
+}
+
+/// Runs `cmd` against the jobs directory `dir`; returns the exit code (0 ok, 1 failed).
+/// Write errors on `stdout` (a closed pipe) are ignored: there is nobody left to tell.
+pub fn execute(
+    cmd: &JobsCommand,
+    dir: &Path,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> i32 {
+    if let JobsCommand::Help(text) = cmd {
+        let _ = stdout.write_all(text.as_bytes());
+        return 0;
+    }
+    let store = match JobStore::open(dir) {
+        Ok(s) => s,
+        Err(e) => return fail(stderr, &e.to_string()),
+    };
+    let done = match cmd {
+        JobsCommand::List { status, limit } => list(&store, *status, *limit, stdout, stderr),
+        JobsCommand::Show { id } => show(&store, id, stdout, stderr),
+        JobsCommand::Cancel { id } => cancel(&store, id, stdout, stderr),
+        JobsCommand::Gc { max_age_days } => gc(&store, *max_age_days, stdout),
+        JobsCommand::Help(_) => Ok(0),
+    };
+    done.unwrap_or_else(|e| fail(stderr, &e.to_string()))
+}
+
+fn fail(stderr: &mut dyn Write, message: &str) -> i32 {
+    let _ = writeln!(stderr, "Error: {message}");
+    1
+}
+
+fn list(
+    store: &JobStore,
+    status: Option<Status>,
+    limit: usize,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32, jobs::Error> {
+    let listing = store.list(status)?;
+    for (name, reason) in &listing.skipped {
+        let _ = writeln!(
+            err,
+            "Warning: skipped {}: {reason}",
+            store.dir().join(name).display()
+        );
+    }
+    if listing.jobs.is_empty() {
+        let _ = match status {
+            Some(s) => writeln!(out, "No {s} jobs."),
+            None => writeln!(out, "No jobs."),
+        };
+        return Ok(0);
+    }
+    let shown = &listing.jobs[..listing.jobs.len().min(limit)];
+    let agent_width = shown
+        .iter()
+        .map(|j| j.agent.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let _ = writeln!(
+        out,
+        "{:<32}  {:<9}  {:<agent_width$}  {:<19}  TASK",
+        "ID", "STATUS", "AGENT", "CREATED"
+    );
+    for j in shown {
+        let _ = writeln!(
+            out,
+            "{:<32}  {:<9}  {:<agent_width$}  {:<19}  {}",
+            j.id,
+            j.status.as_str(),
+            j.agent,
+            local_time(j.created_at),
+            one_line(&j.task, TABLE_TASK_CHARS)
+        );
+    }
+    if listing.jobs.len() > shown.len() {
+        let _ = writeln!(
+            out,
+            "({} more; use --limit to see them)",
+            listing.jobs.len() - shown.len()
+        );
+    }
+    Ok(0)
+}
+
+fn show(
+    store: &JobStore,
+    id: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32, jobs::Error> {
+    let Some(job) = store.get(id)? else {
+        return Ok(fail(err, &format!("Job not found: {id}")));
+    };
+    let _ = out.write_all(render_job(&job, store.owned(id)?).as_bytes());
+    Ok(0)
+}
+
+/// The `job ID` text: fields, progress tail, result preview.
+fn render_job(job: &Job, owned: bool) -> String {
+    let mut s = String::new();
+    let mut field = |name: &str, value: &str| {
+        s.push_str(&format!("  {:<11}{value}\n", format!("{name}:")));
+    };
+    field("status", job.status.as_str());
+    field("agent", &job.agent);
+    if let Some(c) = &job.caller {
+        field("caller", c);
+    }
+    if let Some(g) = &job.goal {
+        field("goal", g);
+    }
+    if let Some(r) = &job.response_format {
+        field("format", r);
+    }
+    if let Some(t) = job.timeout {
+        field("timeout", &format!("{t}s"));
+    }
+    field("created", &local_time(job.created_at));
+    if let Some(t) = job.started_at {
+        field("started", &local_time(t));
+    }
+    if let Some(t) = job.completed_at {
+        field("completed", &local_time(t));
+    }
+    if !job.status.is_terminal() {
+        let owner = match (owned, job.owner_pid) {
+            (true, Some(pid)) => format!("server pid {pid} (alive)"),
+            (true, None) => "a live server".to_string(),
+            (false, _) => {
+                "nobody: the server that ran it has exited (the next server start marks it failed)"
+                    .to_string()
+            }
+        };
+        field("owner", &owner);
+    }
+    if let Some(e) = &job.error {
+        field("error", e);
+    }
+    let mut s = format!("Job {}\n{s}", job.id);
+    s.push_str("\nTask:\n");
+    s.push_str(&indent(&job.task));
+    if let Some(c) = &job.context {
+        s.push_str("\nContext:\n");
+        s.push_str(&indent(c));
+    }
+    if let Some(p) = job.progress.as_ref().filter(|p| !p.is_empty()) {
+        s.push_str(&format!("\nProgress (last {} lines):\n", p.len()));
+        for line in p {
+            s.push_str(&indent(line));
+        }
+    }
+    if let Some(r) = &job.result {
+        let size = r.result.chars().count();
+        let preview = jobs::model::cut_chars(&r.result, RESULT_PREVIEW_CHARS);
+        s.push_str(&format!(
+            "\nResult ({}, {size} characters):\n",
+            if r.success { "success" } else { "failure" }
+        ));
+        s.push_str(&indent(preview));
+        if size > RESULT_PREVIEW_CHARS {
+            s.push_str(&format!(
+                "  ... {} more characters (fetch_result with this id returns all of it)\n",
+                size - RESULT_PREVIEW_CHARS
+            ));
+        }
+    }
+    s
+}
+
+fn cancel(
+    store: &JobStore,
+    id: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32, jobs::Error> {
+    let outcome = store.cancel(id)?;
+    let _ = match outcome {
+        CancelOutcome::NotFound => return Ok(fail(err, &format!("Job not found: {id}"))),
+        CancelOutcome::Cancelled => writeln!(out, "Cancelled pending job {id}."),
+        CancelOutcome::CancelledRunning => {
+            if store.wait_released(id, CANCEL_WAIT)? {
+                writeln!(out, "Cancelled running job {id}; its process has stopped.")
+            } else {
+                let _ = writeln!(
+                    err,
+                    "Warning: the server running job {id} has not stopped it after {}s.",
+                    CANCEL_WAIT.as_secs()
+                );
+                writeln!(out, "Cancelled running job {id}.")
+            }
+        }
+        CancelOutcome::AlreadyTerminal(s) => {
+            writeln!(out, "Job {id} is already {s}; nothing to cancel.")
+        }
+    };
+    Ok(0)
+}
+
+fn gc(
+    store: &JobStore,
+    max_age_days: Option<f64>,
+    out: &mut dyn Write,
+) -> Result<i32, jobs::Error> {
+    let n = store.gc(max_age_days.map_or(0.0, |d| d * 86_400.0))?;
+    let noun = if n == 1 { "job" } else { "jobs" };
+    let _ = match max_age_days {
+        Some(d) => writeln!(out, "Purged {n} finished {noun} older than {d} days."),
+        None => writeln!(out, "Purged {n} finished {noun}."),
+    };
+    Ok(0)
+}
+
+fn indent(text: &str) -> String {
+    let mut s = String::new();
+    for line in text.lines() {
+        s.push_str("    ");
+        s.push_str(line);
+        s.push('\n');
+    }
+    if s.is_empty() {
+        s.push_str("    \n");
+    }
+    s
+}
+
+/// The first line of `text`, cut to `n` characters with an ellipsis.
+fn one_line(text: &str, n: usize) -> String {
+    let first = text.lines().next().unwrap_or("");
+    let cut = jobs::model::cut_chars(first, n);
+    if cut.len() < text.trim_end().len() {
+        format!("{cut}…")
+    } else {
+        cut.to_string()
+    }
+}
+
+/// Epoch seconds as local `YYYY-MM-DD HH:MM:SS`.
+fn local_time(epoch: f64) -> String {
+    let secs = epoch as libc::time_t;
+    // SAFETY: localtime_r only writes the `tm` we own; a zeroed `tm` is a valid value.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
+    if !ok {
+        return format!("{epoch:.0}");
+    }
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(
+        f: fn(&mut lexopt::Parser) -> Result<JobsCommand, lexopt::Error>,
+        args: &[&str],
+    ) -> Result<JobsCommand, String> {
+        let mut p = lexopt::Parser::from_args(args.iter().copied());
+        f(&mut p).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn jobs_flags() {
+        assert_eq!(
+            parse(parse_jobs, &[]),
+            Ok(JobsCommand::List {
+                status: None,
+                limit: 50
+            })
+        );
+        assert_eq!(
+            parse(parse_jobs, &["--status", "Running", "--limit=-10"]),
+            Ok(JobsCommand::List {
+                status: Some(Status::Running),
+                limit: 1
+            })
+        );
+        assert_eq!(
+            parse(parse_jobs, &["--limit", "5000"]),
+            Ok(JobsCommand::List {
+                status: None,
+                limit: 1000
+            })
+        );
+        assert!(
+            parse(parse_jobs, &["--status", "bogus"])
+                .unwrap_err()
+                .contains("Invalid status: 'bogus'")
+        );
+        assert!(parse(parse_jobs, &["extra"]).is_err());
+        assert_eq!(parse(parse_jobs, &["-h"]), Ok(JobsCommand::Help(HELP_JOBS)));
+    }
+
+    #[test]
+    fn ids_are_checked_at_parse_time() {
+        let id = "0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            parse(parse_job, &[id]),
+            Ok(JobsCommand::Show { id: id.into() })
+        );
+        assert_eq!(
+            parse(parse_cancel, &[id]),
+            Ok(JobsCommand::Cancel { id: id.into() })
+        );
+        let upper = id.to_uppercase();
+        for bad in ["../x", upper.as_str()] {
+            let e = parse(parse_cancel, &[bad]).unwrap_err();
+            assert!(e.contains("Invalid ref/job_id format"), "{e}");
+        }
+        assert!(
+            parse(parse_job, &[])
+                .unwrap_err()
+                .contains("missing argument ID")
+        );
+        assert!(parse(parse_job, &[id, id]).is_err());
+        assert_eq!(
+            parse(parse_cancel, &["--help"]),
+            Ok(JobsCommand::Help(HELP_CANCEL))
+        );
+    }
+
+    #[test]
+    fn gc_flags() {
+        assert_eq!(
+            parse(parse_gc, &[]),
+            Ok(JobsCommand::Gc {
+                max_age_days: Some(7.0)
+            })
+        );
+        assert_eq!(
+            parse(parse_gc, &["--days", "0.5"]),
+            Ok(JobsCommand::Gc {
+                max_age_days: Some(0.5)
+            })
+        );
+        assert_eq!(
+            parse(parse_gc, &["--all"]),
+            Ok(JobsCommand::Gc { max_age_days: None })
+        );
+        for refused in [&["--days", "0"][..], &["--days=-1"], &["--days", "NaN"]] {
+            assert!(
+                parse(parse_gc, refused)
+                    .unwrap_err()
+                    .contains("must be > 0")
+            );
+        }
+        assert!(
+            parse(parse_gc, &["--days", "1e308"])
+                .unwrap_err()
+                .contains("too large")
+        );
+        assert!(parse(parse_gc, &["--days", "3", "--all"]).is_err());
+    }
+
+    #[test]
+    fn one_line_and_indent() {
+        assert_eq!(one_line("short", 10), "short");
+        assert_eq!(one_line("éééé", 2), "éé…");
+        assert_eq!(one_line("a\nb", 10), "a…");
+        assert_eq!(indent("a\nb"), "    a\n    b\n");
+    }
+}

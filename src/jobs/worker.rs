@@ -1,0 +1,481 @@
+//! Running one async job (SPEC §8.5, with SPEC §12 items 4 and 22 fixed): wait for a limiter
+//! permit while `pending`, move to `running`, call the dispatch closure with hooks that record
+//! the child and keep a rolling progress tail, then store the result. A watcher thread turns a
+//! cancel written to the job file (by the CLI or another server process) or a server shutdown
+//! into a tripped `Cancel`, which makes the runner kill the child's process group.
+//!
+//! The runner itself (`claude::run`) is not called here: the caller passes it in as a closure,
+//! so this module owns only the job's lifecycle.
+
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use super::Error;
+use super::model::{Job, PROGRESS_LINE_CHARS, PROGRESS_LINES, cut_chars};
+use super::store::{JobStore, OwnershipGuard};
+use crate::cancel::Cancel;
+use crate::claude::Hooks;
+use crate::limiter::Limiter;
+use crate::result::{DispatchResult, ErrorType};
+
+/// At most one progress write per this interval; the first line is written at once (SPEC §8.5).
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// How often the watcher looks at the job file for a cancel from another process.
+const WATCH_EVERY: Duration = Duration::from_millis(200);
+
+const SHUTDOWN_BEFORE_START: &str = "The agent-dispatch server that queued this job shut down \
+     before it started. Re-dispatch if still needed.";
+const SHUTDOWN_WHILE_RUNNING: &str = "The agent-dispatch server that ran this job shut down \
+     before it finished. Re-dispatch if still needed.";
+
+/// Runs the job `owner` proves we own and returns its final record. Blocks for the job's whole
+/// life; call it on a thread of its own. `shutdown` is the server-wide stop flag: when tripped,
+/// the job is stopped and marked `failed`. `dispatch` receives the hooks to pass to the runner
+/// and must not return before its child has been reaped. The ownership lock is released (and
+/// waiters woken) only after the terminal write.
+pub fn run_job<F>(
+    owner: OwnershipGuard,
+    limiter: &Limiter,
+    shutdown: &Cancel,
+    dispatch: F,
+) -> Result<Option<Job>, Error>
+where
+    F: FnOnce(Hooks<'_>) -> DispatchResult,
+{
+    let store = owner.store().clone();
+    let id = owner.id().to_string();
+    let cancel = owner.cancel().clone();
+    let tail = Progress::default();
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+    let outcome = thread::scope(|s| {
+        let job = Running {
+            store: &store,
+            id: &id,
+            cancel: &cancel,
+            shutdown,
+            tail: &tail,
+        };
+        let watcher_job = job;
+        // Without a watcher, in-process cancels still work; only cross-process ones are slower
+        // (they are then noticed when the runner returns).
+        let watcher = thread::Builder::new()
+            .name(format!("job-watch-{}", &id[..8]))
+            .spawn_scoped(s, move || watcher_job.watch(&stop_rx));
+        let outcome = job.drive(limiter, dispatch);
+        drop(stop_tx);
+        if let Ok(h) = watcher {
+            let _ = h.join();
+        }
+        outcome
+    });
+    drop(owner);
+    outcome
+}
+
+/// The rolling tail: the last `PROGRESS_LINES` lines, each cut to `PROGRESS_LINE_CHARS`.
+#[derive(Default)]
+struct Progress(Mutex<Tail>);
+
+#[derive(Default)]
+struct Tail {
+    lines: VecDeque<String>,
+    dirty: bool,
+    last_write: Option<Instant>,
+}
+
+/// Everything one running job's threads share.
+#[derive(Clone, Copy)]
+struct Running<'a> {
+    store: &'a JobStore,
+    id: &'a str,
+    cancel: &'a Cancel,
+    shutdown: &'a Cancel,
+    tail: &'a Progress,
+}
+
+impl Running<'_> {
+    fn drive<F>(&self, limiter: &Limiter, dispatch: F) -> Result<Option<Job>, Error>
+    where
+        F: FnOnce(Hooks<'_>) -> DispatchResult,
+    {
+        // Stays `pending` while queued; a cancel (or shutdown) wakes the acquire.
+        let Some(permit) = limiter.acquire(self.cancel) else {
+            if self.shutdown.is_tripped() {
+                self.store.fail(self.id, SHUTDOWN_BEFORE_START)?;
+            }
+            return self.store.get(self.id);
+        };
+        if self.shutdown.is_tripped() {
+            // The slot may have been freed by another job stopping for the same shutdown.
+            self.store.fail(self.id, SHUTDOWN_BEFORE_START)?;
+            return self.store.get(self.id);
+        }
+        if self.store.mark_running(self.id)?.is_none() {
+            // Cancelled (or removed) while queued: never start it.
+            return self.store.get(self.id);
+        }
+        let mut on_progress = |line: &str| {
+            self.push(line);
+            self.flush(false);
+        };
+        let mut on_spawn = |pid: u32| {
+            // Best effort: without the record a dead owner's orphan just can't be killed later.
+            let _ = self.store.record_child(self.id, pid);
+        };
+        let hooks = Hooks {
+            cancel: Some(self.cancel),
+            on_progress: Some(&mut on_progress),
+            on_spawn: Some(&mut on_spawn),
+        };
+        let ran = catch_unwind(AssertUnwindSafe(|| dispatch(hooks)));
+        self.flush(true);
+        match ran {
+            Ok(result) => {
+                let stopped_by_shutdown =
+                    self.shutdown.is_tripped() && result.error_type == Some(ErrorType::Cancelled);
+                if stopped_by_shutdown {
+                    self.store.fail(self.id, SHUTDOWN_WHILE_RUNNING)?;
+                } else {
+                    // Refused when the job was cancelled meanwhile: the cancel stands.
+                    self.store.finish(self.id, &result)?;
+                }
+            }
+            Err(panic) => {
+                let text = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".to_string());
+                self.store
+                    .fail(self.id, &format!("Worker crashed: {text}"))?;
+            }
+        }
+        // The child has been reaped (the runner's contract), so the slot can go now.
+        drop(permit);
+        self.store.get(self.id)
+    }
+
+    fn tail(&self) -> std::sync::MutexGuard<'_, Tail> {
+        self.tail.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, line: &str) {
+        let mut tail = self.tail();
+        tail.lines
+            .push_back(cut_chars(line, PROGRESS_LINE_CHARS).to_string());
+        while tail.lines.len() > PROGRESS_LINES {
+            tail.lines.pop_front();
+        }
+        tail.dirty = true;
+    }
+
+    /// Writes the tail if it changed and (unless `force`) the last write is a second old. The
+    /// tail stays locked during the write so two writers can not store an older tail last.
+    fn flush(&self, force: bool) {
+        let mut tail = self.tail();
+        let due = tail
+            .last_write
+            .is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
+        if !tail.dirty || !(force || due) {
+            return;
+        }
+        let lines: Vec<String> = tail.lines.iter().cloned().collect();
+        tail.dirty = false;
+        tail.last_write = Some(Instant::now());
+        // Best effort: a failed progress write must not fail the job.
+        let _ = self.store.update_progress(self.id, &lines);
+    }
+
+    /// Until `stop` closes: trip the job's cancel when the server shuts down or the job file
+    /// says the job is over (cancelled by another process, or deleted), and write progress that
+    /// arrived since the last write once it is due, so a quiet child's last lines still show.
+    fn watch(&self, stop: &Receiver<()>) {
+        loop {
+            match stop.recv_timeout(WATCH_EVERY) {
+                Err(RecvTimeoutError::Timeout) => {}
+                _ => return,
+            }
+            if self.shutdown.is_tripped() {
+                self.cancel.trip();
+            }
+            if !self.cancel.is_tripped() {
+                match self.store.get(self.id) {
+                    Ok(Some(job)) if !job.status.is_terminal() => {}
+                    Ok(_) => self.cancel.trip(),
+                    // Unreadable for a moment (e.g. permissions): keep running.
+                    Err(_) => {}
+                }
+            }
+            self.flush(false);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::model::{NewJob, Status};
+    use crate::jobs::store::CancelOutcome;
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    static N: AtomicUsize = AtomicUsize::new(0);
+
+    struct Dir(PathBuf);
+    impl Dir {
+        fn new(name: &str) -> Dir {
+            let n = N.fetch_add(1, Ordering::SeqCst);
+            let d =
+                std::env::temp_dir().join(format!("ad-worker-{name}-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&d);
+            Dir(d)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn new_job() -> NewJob {
+        NewJob {
+            agent: "a".into(),
+            task: "t".into(),
+            ..NewJob::default()
+        }
+    }
+
+    fn success() -> DispatchResult {
+        DispatchResult {
+            agent: "a".into(),
+            success: true,
+            result: "all good".into(),
+            ..Default::default()
+        }
+    }
+
+    /// A dispatch that runs until cancelled (or 10 s), like a runner killing its child.
+    fn until_cancelled(hooks: Hooks<'_>) -> DispatchResult {
+        let cancel = hooks.cancel.cloned().unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cancel.is_tripped() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        DispatchResult::failure("a", ErrorType::Cancelled, "cancelled")
+    }
+
+    fn wait_status(store: &JobStore, id: &str, want: Status) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while store.get(id).unwrap().unwrap().status != want {
+            assert!(Instant::now() < deadline, "job never became {want}");
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn runs_to_done_with_a_bounded_progress_tail() {
+        let d = Dir::new("done");
+        let store = JobStore::open(&d.0).unwrap();
+        let (job, owner) = store.create(new_job()).unwrap();
+        let final_job = run_job(owner, &Limiter::new(1), &Cancel::new(), |mut hooks| {
+            if let Some(spawn) = hooks.on_spawn.as_mut() {
+                spawn(std::process::id());
+            }
+            let progress = hooks.on_progress.as_mut().unwrap();
+            progress(&"x".repeat(1000));
+            for i in 0..25 {
+                progress(&format!("line {i}"));
+            }
+            success()
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(final_job.status, Status::Done);
+        assert_eq!(final_job.result, Some(success()));
+        let progress = final_job.progress.unwrap();
+        assert_eq!(progress.len(), 20);
+        assert_eq!(progress[0], "line 5");
+        assert_eq!(progress[19], "line 24");
+        assert_eq!(final_job.child_pgid, Some(std::process::id()));
+        assert!(final_job.child_started.is_some());
+        assert!(!store.owned(&job.id).unwrap());
+    }
+
+    #[test]
+    fn progress_shows_while_running_first_line_at_once() {
+        let d = Dir::new("progress");
+        let store = JobStore::open(&d.0).unwrap();
+        let (job, owner) = store.create(new_job()).unwrap();
+        let release = AtomicBool::new(false);
+        thread::scope(|s| {
+            let worker = s.spawn(|| {
+                run_job(owner, &Limiter::new(1), &Cancel::new(), |mut hooks| {
+                    let progress = hooks.on_progress.as_mut().unwrap();
+                    progress("first");
+                    progress("second");
+                    while !release.load(Ordering::SeqCst) {
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                    success()
+                })
+            });
+            wait_status(&store, &job.id, Status::Running);
+            // The first line at once; "second" came within the second, so the watcher writes it
+            // once the interval has passed even though the child went quiet.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut seen = Vec::new();
+            while Instant::now() < deadline {
+                let j = store.get(&job.id).unwrap().unwrap();
+                let p = j.progress.unwrap_or_default();
+                if seen.last() != Some(&p) {
+                    seen.push(p.clone());
+                }
+                if p.len() == 2 {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+            release.store(true, Ordering::SeqCst);
+            assert_eq!(seen.first().unwrap(), &vec!["first".to_string()]);
+            assert_eq!(
+                seen.last().unwrap(),
+                &vec!["first".to_string(), "second".to_string()]
+            );
+            let summary = crate::jobs::summary(&store.get(&job.id).unwrap().unwrap());
+            assert_eq!(summary["last_progress"], "second");
+            let done = worker.join().unwrap().unwrap().unwrap();
+            assert_eq!(done.status, Status::Done);
+        });
+    }
+
+    #[test]
+    fn in_process_cancel_of_a_running_job_stops_it_and_sticks() {
+        let d = Dir::new("cancel-running");
+        let store = JobStore::open(&d.0).unwrap();
+        let (job, owner) = store.create(new_job()).unwrap();
+        thread::scope(|s| {
+            let worker =
+                s.spawn(|| run_job(owner, &Limiter::new(1), &Cancel::new(), until_cancelled));
+            wait_status(&store, &job.id, Status::Running);
+            assert!(store.running_here(&job.id));
+            let started = Instant::now();
+            assert_eq!(
+                store.cancel(&job.id).unwrap(),
+                CancelOutcome::CancelledRunning
+            );
+            assert!(
+                store
+                    .wait_released(&job.id, Duration::from_secs(5))
+                    .unwrap()
+            );
+            assert!(
+                started.elapsed() < Duration::from_millis(150),
+                "tripped at once"
+            );
+            let j = worker.join().unwrap().unwrap().unwrap();
+            assert_eq!(j.status, Status::Cancelled);
+            assert_eq!(j.error.as_deref(), Some("Cancelled while running"));
+            assert!(j.result.is_none(), "the late finish was refused");
+        });
+    }
+
+    #[test]
+    fn cancel_from_another_store_reaches_the_owner_through_the_file() {
+        let d = Dir::new("cancel-file");
+        let store = JobStore::open(&d.0).unwrap();
+        // A second handle has its own registry: to it, the job is run by someone else.
+        let elsewhere = JobStore::open(&d.0).unwrap();
+        let (job, owner) = store.create(new_job()).unwrap();
+        thread::scope(|s| {
+            let worker =
+                s.spawn(|| run_job(owner, &Limiter::new(1), &Cancel::new(), until_cancelled));
+            wait_status(&store, &job.id, Status::Running);
+            assert!(!elsewhere.running_here(&job.id));
+            assert_eq!(
+                elsewhere.cancel(&job.id).unwrap(),
+                CancelOutcome::CancelledRunning
+            );
+            assert!(
+                elsewhere
+                    .wait_released(&job.id, Duration::from_secs(5))
+                    .unwrap()
+            );
+            let j = worker.join().unwrap().unwrap().unwrap();
+            assert_eq!(j.status, Status::Cancelled);
+        });
+    }
+
+    #[test]
+    fn cancel_while_queued_never_starts_the_job() {
+        let d = Dir::new("cancel-pending");
+        let store = JobStore::open(&d.0).unwrap();
+        let limiter = Limiter::new(1);
+        let _busy = limiter.acquire(&Cancel::new());
+        let (job, owner) = store.create(new_job()).unwrap();
+        let called = AtomicBool::new(false);
+        thread::scope(|s| {
+            let worker = s.spawn(|| {
+                run_job(owner, &limiter, &Cancel::new(), |_| {
+                    called.store(true, Ordering::SeqCst);
+                    success()
+                })
+            });
+            thread::sleep(Duration::from_millis(50));
+            assert_eq!(store.get(&job.id).unwrap().unwrap().status, Status::Pending);
+            assert_eq!(store.cancel(&job.id).unwrap(), CancelOutcome::Cancelled);
+            let j = worker.join().unwrap().unwrap().unwrap();
+            assert_eq!(j.status, Status::Cancelled);
+        });
+        assert!(!called.load(Ordering::SeqCst));
+        assert!(!store.owned(&job.id).unwrap());
+    }
+
+    #[test]
+    fn a_panicking_dispatch_fails_the_job() {
+        let d = Dir::new("panic");
+        let store = JobStore::open(&d.0).unwrap();
+        let (_, owner) = store.create(new_job()).unwrap();
+        let j = run_job(
+            owner,
+            &Limiter::new(1),
+            &Cancel::new(),
+            |_| -> DispatchResult { panic!("boom") },
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(j.status, Status::Failed);
+        assert_eq!(j.error.as_deref(), Some("Worker crashed: boom"));
+    }
+
+    #[test]
+    fn shutdown_stops_running_and_queued_jobs() {
+        let d = Dir::new("shutdown");
+        let store = JobStore::open(&d.0).unwrap();
+        let limiter = Limiter::new(1);
+        let shutdown = Cancel::new();
+        let (running, owner1) = store.create(new_job()).unwrap();
+        let (queued, owner2) = store.create(new_job()).unwrap();
+        thread::scope(|s| {
+            let w1 = s.spawn(|| run_job(owner1, &limiter, &shutdown, until_cancelled));
+            wait_status(&store, &running.id, Status::Running);
+            let w2 = s.spawn(|| run_job(owner2, &limiter, &shutdown, until_cancelled));
+            thread::sleep(Duration::from_millis(30));
+            shutdown.trip();
+            let j1 = w1.join().unwrap().unwrap().unwrap();
+            let j2 = w2.join().unwrap().unwrap().unwrap();
+            assert_eq!(j1.status, Status::Failed);
+            assert!(j1.error.unwrap().contains("shut down before it finished"));
+            assert_eq!(j2.status, Status::Failed);
+            assert!(j2.error.unwrap().contains("shut down before it started"));
+        });
+        assert_eq!(
+            store.get(&queued.id).unwrap().unwrap().status,
+            Status::Failed
+        );
+    }
+}
