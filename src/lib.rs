@@ -4,6 +4,9 @@
 //! Where a tool call goes: `mcp::transport` reads a line → `mcp` server loop → a worker thread
 //! runs the tool from `mcp::tools` → `claude::run` spawns and supervises the child → the
 //! `DispatchResult` goes back through the single writer thread.
+//!
+//! The management CLI (`cli`) edits `agents.yaml` only through `config::mutate` (locked, atomic)
+//! and describes projects with `detect`; the MCP tools use the same two modules.
 
 pub mod cache;
 pub mod cancel;
