@@ -54,6 +54,24 @@ impl Ask {
         req
     }
 
+    /// Persists a result as a finished job and returns the reference payload (SPEC §7.4).
+    fn store_ref(
+        &self,
+        ctx: &ToolCtx,
+        result: &DispatchResult,
+        summary_chars: usize,
+    ) -> Result<Value, ToolError> {
+        super::async_jobs::store_ref(
+            ctx,
+            &self.task,
+            self.context.as_deref(),
+            self.caller.as_deref(),
+            self.goal.as_deref(),
+            result,
+            summary_chars,
+        )
+    }
+
     fn cache_key(&self, name: &str, agent: &AgentConfig, settings: &Settings) -> CacheKey {
         let s = |o: &Option<String>| o.clone().unwrap_or_default();
         CacheKey {
@@ -159,9 +177,16 @@ pub fn dispatch(ctx: &ToolCtx, args: &Args) -> ToolResult {
     let ask = Ask::from_args(args)?;
     let timeout_seconds = args.int("timeout_seconds")?;
     let config = ctx.server.load_config()?;
+    let return_ref = args.boolean("return_ref")?;
+    let summary_chars = clamp_summary_chars(args.int("summary_chars")?);
     let agent = ctx.agent(&config, &name)?;
     let (result, cached) = cached_or_run(ctx, &config, &name, agent, &ask, timeout_seconds);
-    let out = result.to_json();
+    // SPEC §12 item 16: return_ref is honoured on a cache hit too.
+    let out = if return_ref {
+        ask.store_ref(ctx, &result, summary_chars)?
+    } else {
+        result.to_json()
+    };
     Ok(if cached { with_cached_flag(out) } else { out })
 }
 
@@ -354,8 +379,19 @@ fn run_item(ctx: &ToolCtx, config: &Config, item: &Item) -> Value {
         &item.ask,
         item.timeout_seconds,
     );
-    let _ = (item.return_ref, item.summary_chars);
-    let out = result.to_json();
+    let out = if item.return_ref {
+        match item.ask.store_ref(ctx, &result, item.summary_chars) {
+            Ok(payload) => payload,
+            Err(e) => {
+                // The run happened; without a ref the caller still gets the whole result.
+                let mut full = result.to_json();
+                full["ref_error"] = json!(e.message);
+                full
+            }
+        }
+    } else {
+        result.to_json()
+    };
     if cached { with_cached_flag(out) } else { out }
 }
 

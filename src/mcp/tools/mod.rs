@@ -4,12 +4,13 @@
 //! parameter rules of SPEC §7.3. One `Param` list per tool feeds both `tools/list` (the JSON
 //! Schema) and argument parsing, so the two cannot drift apart.
 
+mod async_jobs;
 mod dispatch;
 mod manage;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use crossbeam_channel::Sender;
 use serde_json::{Map, Value, json};
@@ -17,7 +18,8 @@ use serde_json::{Map, Value, json};
 use super::msg::Outgoing;
 use crate::cache::Cache;
 use crate::cancel::Cancel;
-use crate::config::{AgentConfig, Config};
+use crate::config::{self, AgentConfig, Config};
+use crate::jobs::JobStore;
 use crate::limiter::Limiter;
 use crate::log;
 
@@ -31,6 +33,10 @@ pub struct Server {
     pub log_level: AtomicU8,
     /// Tripped at shutdown so queued work gives up instead of starting children.
     stopping: Cancel,
+    /// The job store, opened on first use; its directory is fixed from then on (SPEC §8.1).
+    jobs: OnceLock<Result<JobStore, String>>,
+    /// Async job threads still running in this process.
+    job_threads: Arc<AtomicUsize>,
 }
 
 impl Server {
@@ -44,24 +50,85 @@ impl Server {
             config_path,
             log_level: AtomicU8::new(1),
             stopping: Cancel::new(),
+            jobs: OnceLock::new(),
+            job_threads: Arc::new(AtomicUsize::new(0)),
         }
     }
 
-    /// Work done once before serving.
-    pub fn startup(&self) {}
+    /// Work done once before serving: fail the jobs whose owning server died (nobody holds their
+    /// lock), then apply `settings.job_retention_days`. A broken jobs directory or config is
+    /// logged, never fatal.
+    pub fn startup(&self) {
+        let store = match self.jobs() {
+            Ok(s) => s,
+            Err(e) => return log::warn(&format!("jobs directory unusable: {}", e.message)),
+        };
+        match store.recover_abandoned() {
+            Ok(0) => {}
+            Ok(n) => log::info(&format!("Marked {n} abandoned job(s) as failed")),
+            Err(e) => log::warn(&format!("job recovery failed: {e}")),
+        }
+        let days = Config::load(&self.config_path)
+            .map(|c| c.settings.job_retention_days)
+            .unwrap_or(0);
+        if days > 0 {
+            match store.purge_older_than_days(days) {
+                Ok(n) if n > 0 => log::info(&format!(
+                    "Purged {n} terminal job(s) older than {days} day(s)"
+                )),
+                Ok(_) => {}
+                Err(e) => log::warn(&format!("job retention purge failed: {e}")),
+            }
+        }
+    }
 
-    /// Called when the server stops: nothing new may start.
+    /// Called when the server stops: nothing new may start, and async jobs stop their children.
     pub fn shutdown(&self) {
         self.stopping.trip();
     }
 
-    /// True while this process still runs background work that owns children.
+    /// True while async job threads of this process are still winding down.
     pub fn busy(&self) -> bool {
-        false
+        self.job_threads.load(Ordering::SeqCst) > 0
     }
 
     pub fn is_stopping(&self) -> bool {
         self.stopping.is_tripped()
+    }
+
+    pub fn stopping(&self) -> &Cancel {
+        &self.stopping
+    }
+
+    /// The job store (`AGENT_DISPATCH_JOBS_DIR`, else `jobs/` next to the config).
+    pub fn jobs(&self) -> Result<JobStore, ToolError> {
+        self.jobs
+            .get_or_init(|| {
+                JobStore::open(&config::jobs_dir(&self.config_path)).map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(|e| {
+                ToolError::new(e).with_hint(
+                    "Set AGENT_DISPATCH_JOBS_DIR to a writable directory, or fix the permissions.",
+                )
+            })
+    }
+
+    /// Runs an async job on a thread of its own, counted so shutdown can wait for it.
+    pub fn spawn_job(&self, id: &str, work: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+        let counter = Arc::clone(&self.job_threads);
+        counter.fetch_add(1, Ordering::SeqCst);
+        let spawned = std::thread::Builder::new()
+            .name(format!("job-{}", &id[..8.min(id.len())]))
+            .spawn(move || {
+                // Detached: the job store's ownership lock, not a JoinHandle, tracks its life.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+                counter.fetch_sub(1, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            self.job_threads.fetch_sub(1, Ordering::SeqCst);
+        }
+        spawned.map(|_| ())
     }
 
     /// Reloads `agents.yaml` (SPEC §3.2: on every call) and applies live settings.
@@ -336,6 +403,11 @@ impl<'a> Args<'a> {
             .unwrap_or(&MISSING)
     }
 
+    /// The argument as given (for echoing back), `null` treated as absent.
+    pub fn raw_value(&self, name: &str) -> Option<&'a Value> {
+        self.value(name)
+    }
+
     /// The argument, treating `null` as absent.
     fn value(&self, name: &str) -> Option<&'a Value> {
         self.raw.get(name).filter(|v| !v.is_null())
@@ -517,6 +589,11 @@ const RETURN_REF: Param = p(
     "return_ref",
     Kind::Bool(false),
     "Store the full result and return only a summary and a ref for fetch_result",
+);
+const JOB_ID: Param = p(
+    "job_id",
+    Kind::ReqStr,
+    "The job id returned by dispatch_async (32 lowercase hex characters)",
 );
 const SUMMARY_CHARS: Param = p(
     "summary_chars",
@@ -763,6 +840,118 @@ pub static TOOLS: &[Tool] = &[
         call: manage::update_agent,
     },
     Tool {
+        name: "dispatch_async",
+        title: "Start a background dispatch",
+        description: "Start a dispatch in the background and return a job_id at once. Poll with \
+                      dispatch_status, block with dispatch_wait, stop with dispatch_cancel. The job \
+                      survives in the job store and shows live progress while it runs.",
+        params: &[
+            AGENT,
+            TASK,
+            CONTEXT,
+            CALLER,
+            GOAL,
+            RESPONSE_FORMAT,
+            TIMEOUT_SECONDS,
+        ],
+        annotations: DISPATCHES,
+        call: async_jobs::dispatch_async,
+    },
+    Tool {
+        name: "dispatch_status",
+        title: "Job status",
+        description: "The full record of a job: status, timestamps, the last 20 progress lines and, once \
+                      finished, the result.",
+        params: &[JOB_ID],
+        annotations: READS,
+        call: async_jobs::dispatch_status,
+    },
+    Tool {
+        name: "dispatch_wait",
+        title: "Wait for a job",
+        description: "Block until a job finishes or timeout_seconds pass, then return its record \
+                      (with timed_out_waiting: true if it is still running; the job keeps going).",
+        params: &[
+            JOB_ID,
+            p(
+                "timeout_seconds",
+                Kind::Int(60),
+                "How long to wait, clamped to [1, 3600]",
+            ),
+        ],
+        annotations: READS,
+        call: async_jobs::dispatch_wait,
+    },
+    Tool {
+        name: "dispatch_cancel",
+        title: "Cancel a job",
+        description: "Cancel a pending or running job. A running job is marked cancelled first, then its \
+                      claude process group is killed (by whichever server process runs it). outcome is \
+                      cancelled, cancelled_running, already_terminal.",
+        params: &[JOB_ID],
+        annotations: Annotations {
+            read_only: false,
+            destructive: true,
+            idempotent: true,
+            open_world: false,
+        },
+        call: async_jobs::dispatch_cancel,
+    },
+    Tool {
+        name: "dispatch_jobs",
+        title: "List jobs",
+        description: "Recent jobs and stored results, newest first, with status, task, cost, error_type and \
+                      the latest progress line of running jobs.",
+        params: &[
+            p(
+                "status",
+                Kind::Str(""),
+                "Only this status: pending, running, done, failed, cancelled; empty = all",
+            ),
+            p("limit", Kind::Int(50), "At most this many, [1, 1000]"),
+        ],
+        annotations: READS,
+        call: async_jobs::dispatch_jobs,
+    },
+    Tool {
+        name: "fetch_result",
+        title: "Fetch a stored result",
+        description: "The full result behind a ref (from return_ref) or an async job_id; max_chars > 0 cuts \
+                      the text and reports truncated and full_size.",
+        params: &[
+            p(
+                "ref",
+                Kind::ReqStr,
+                "The ref or job_id (32 lowercase hex characters)",
+            ),
+            p(
+                "max_chars",
+                Kind::Int(0),
+                "Return at most this many characters of result; 0 = all",
+            ),
+        ],
+        annotations: READS,
+        call: async_jobs::fetch_result,
+    },
+    Tool {
+        name: "dispatch_gc",
+        title: "Purge old jobs",
+        description: "Delete finished jobs (done, failed, cancelled) older than max_age_days. Pending and \
+                      running jobs are never deleted.",
+        params: &[p(
+            "max_age_days",
+            Kind::Num(7.0),
+            "Age threshold in days; must be > 0",
+        )],
+        annotations: Annotations {
+            read_only: false,
+            destructive: true,
+            idempotent: true,
+            open_world: false,
+        },
+        call: async_jobs::dispatch_gc,
+    },
+    Tool {
         name: "cache_stats",
         title: "Cache statistics",
         description: "Size, hits, misses, evictions, hit rate and TTL of the dispatch result cache.",
@@ -815,6 +1004,13 @@ with dispatch_session(agent, task=\"Continue where you left off\", session_id=..
 PERMISSIONS: denied_tools plus a hint in a result mean the answer may be incomplete. Grant the tools \
 with update_agent(name, allowed_tools=...) or permission_mode=\"bypassPermissions\" for trusted \
 projects, then retry.
+
+ASYNC: dispatch_async starts a job and returns a job_id at once; dispatch_status shows its \
+progress, dispatch_wait blocks until it finishes, dispatch_cancel stops it (pending or running), \
+dispatch_jobs lists recent jobs, dispatch_gc purges old ones.
+
+SAVING CONTEXT: pass return_ref=true to dispatch or to dispatch_parallel items to get a short \
+summary plus a ref instead of a long result; fetch_result(ref) returns the full text when needed.
 
 MANAGING AGENTS: add_agent, update_agent, remove_agent; cache_stats and cache_clear for the result \
 cache.";
