@@ -7,6 +7,7 @@
 
 pub mod cancel;
 pub mod claude;
+pub mod cli;
 pub mod config;
 pub mod limiter;
 pub mod result;
