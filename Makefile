@@ -2,7 +2,7 @@
 PREFIX ?= $(HOME)/.local
 CARGO ?= cargo
 
-.PHONY: build install test lint
+.PHONY: build install test lint bench
 
 build:
 	$(CARGO) build --release
@@ -17,3 +17,7 @@ test:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+# Dispatch overhead against a bare spawn of the fake claude; results go in BENCHMARKS.md.
+bench:
+	$(CARGO) bench --bench bench
