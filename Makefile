@@ -4,7 +4,7 @@ CARGO ?= cargo
 HOST := $(shell rustc -vV | sed -n 's/^host: //p')
 STATIC_BIN := target/$(HOST)/release/agent-dispatch
 
-.PHONY: build install static test lint demo
+.PHONY: build install static test lint demo bench
 
 build:
 	$(CARGO) build --release
@@ -30,3 +30,7 @@ lint:
 demo:
 	$(CARGO) build
 	./scripts/demo.sh target/debug/agent-dispatch
+
+# Dispatch overhead against a bare spawn of the fake claude; results go in BENCHMARKS.md.
+bench:
+	$(CARGO) bench --bench bench

@@ -224,7 +224,7 @@ pub fn find_on_path(name: &str) -> Option<PathBuf> {
 }
 
 fn warn(message: &str) {
-    eprintln!("agent-dispatch: warning: {message}");
+    crate::log::warn(message);
 }
 
 /// One spawn of `claude`.

@@ -14,6 +14,7 @@ mod manage;
 mod output;
 mod serve;
 mod show;
+pub mod test_cmd;
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -41,6 +42,7 @@ pub enum Command {
     Doctor,
     Jobs(jobs_cmd::JobsCommand),
     Serve,
+    Test(test_cmd::TestArgs),
 }
 
 /// One subcommand: its name, one-line summary, help text and parser.
@@ -74,6 +76,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     manage::REMOVE,
     show::LIST,
     show::DESCRIBE,
+    TEST,
     doctor::SPEC,
     serve::SPEC,
     JOBS,
@@ -81,6 +84,21 @@ pub const COMMANDS: &[CommandSpec] = &[
     CANCEL,
     GC,
 ];
+
+const TEST: CommandSpec = CommandSpec {
+    name: "test",
+    summary: "Dispatch a task to an agent and print the result",
+    help: test_cmd::HELP,
+    parse: |p| {
+        test_cmd::parse(p).map(|args| {
+            if args.help {
+                Command::Help(test_cmd::HELP.to_string())
+            } else {
+                Command::Test(args)
+            }
+        })
+    },
+};
 
 /// `-h` of a job command is plain help like every other command's.
 fn jobs_command(cmd: jobs_cmd::JobsCommand) -> Command {
@@ -215,6 +233,10 @@ pub fn run(cmd: Command, io: &mut Io) -> io::Result<u8> {
         Command::Describe(name) => show::run_describe(io, &name),
         Command::Doctor => doctor::run(io),
         Command::Serve => serve::run(io),
+        Command::Test(args) => {
+            let code = test_cmd::execute(&args, io.out, io.err);
+            Ok(u8::try_from(code).unwrap_or(EXIT_ERROR))
+        }
         Command::Jobs(cmd) => {
             let dir = crate::config::jobs_dir(&crate::config::config_path());
             let code = jobs_cmd::execute(&cmd, &dir, io.out, io.err);

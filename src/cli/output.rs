@@ -40,7 +40,7 @@ pub fn color_wanted(fd: i32) -> bool {
     !no_color && unsafe { libc::isatty(fd) } == 1
 }
 
-fn paint(enabled: bool, color: Color, text: &str) -> String {
+pub(crate) fn paint(enabled: bool, color: Color, text: &str) -> String {
     if enabled {
         format!("\x1b[{}m{text}\x1b[0m", color.code())
     } else {
