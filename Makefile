@@ -4,7 +4,7 @@ CARGO ?= cargo
 HOST := $(shell rustc -vV | sed -n 's/^host: //p')
 STATIC_BIN := target/$(HOST)/release/agent-dispatch
 
-.PHONY: build install static test lint demo bench
+.PHONY: build install static test test-client lint demo bench
 
 build:
 	$(CARGO) build --release
@@ -21,6 +21,20 @@ static:
 
 test:
 	$(CARGO) test --all-targets
+
+# The official Python MCP SDK (PyPI `mcp`, pinned) drives the server as a real client would.
+# The virtualenv lives under target/ so `cargo clean` removes it too.
+CLIENT_VENV := target/mcp-venv
+MCP_SDK := mcp==2.3.0 jsonschema==4.26.0
+
+$(CLIENT_VENV)/.installed:
+	python3 -m venv $(CLIENT_VENV)
+	$(CLIENT_VENV)/bin/pip install --quiet --disable-pip-version-check $(MCP_SDK)
+	touch $@
+
+test-client: $(CLIENT_VENV)/.installed
+	$(CARGO) build
+	$(CLIENT_VENV)/bin/python tests/client/smoke_client.py target/debug/agent-dispatch fixtures/fake-claude
 
 lint:
 	$(CARGO) fmt --all -- --check
