@@ -935,3 +935,76 @@ fn sigterm_kills_running_children_and_exits_zero() {
     assert_eq!(status.code(), Some(0));
     assert!(wait_until(Duration::from_secs(2), || !util::pid_alive(pid)));
 }
+
+/// A value of the wrong JSON type for a schema type.
+fn wrong_value(ty: &str) -> Value {
+    match ty {
+        "string" => json!(12),
+        "integer" => json!("twelve"),
+        "number" => json!("a lot"),
+        "boolean" => json!("maybe"),
+        other => panic!("unexpected schema type {other}"),
+    }
+}
+
+#[test]
+fn every_parameter_of_every_tool_rejects_a_wrong_type_by_name() {
+    let env = TestEnv::new("mcp-types");
+    two_agents(&env, "");
+    let mut c = McpClient::ready(&env);
+    let id = c.request("tools/list", json!({}));
+    let tools = c.response(id)["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let valid = |param: &str| -> Value {
+        match param {
+            "agent" | "name" | "requester" | "responder" | "aggregate" => json!("alpha"),
+            "directory" => json!(env.root.join("projects/alpha")),
+            "dispatches" => json!(r#"[{"agent":"alpha","task":"t"}]"#),
+            "job_id" | "ref" => json!("a".repeat(32)),
+            _ => json!("t"),
+        }
+    };
+    let mut checked = 0;
+    for tool in &tools {
+        let name = tool["name"].as_str().unwrap();
+        let schema = &tool["inputSchema"];
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        let base: serde_json::Map<String, Value> =
+            required.iter().map(|r| (r.to_string(), valid(r))).collect();
+        for (param, prop) in schema["properties"].as_object().unwrap() {
+            let mut args = base.clone();
+            args.insert(param.clone(), wrong_value(prop["type"].as_str().unwrap()));
+            let (doc, is_error) = c.call(name, Value::Object(args));
+            assert!(is_error, "{name}.{param} accepted a wrong type: {doc}");
+            let msg = doc["error"].as_str().unwrap();
+            assert!(
+                msg.contains(&format!("'{param}'")),
+                "{name}.{param}: message does not name it: {msg}"
+            );
+            checked += 1;
+        }
+        // Missing required arguments are named too.
+        for r in &required {
+            let mut args = base.clone();
+            args.remove(*r);
+            let (doc, is_error) = c.call(name, Value::Object(args));
+            assert!(is_error, "{name} ran without {r}: {doc}");
+            assert!(
+                doc["error"].as_str().unwrap().contains(&format!("'{r}'")),
+                "{name}: {doc}"
+            );
+        }
+    }
+    assert!(checked > 50, "only {checked} parameters checked");
+    assert!(
+        env.claude_runs().is_empty(),
+        "a call with a bad argument started a child"
+    );
+}
