@@ -1008,3 +1008,44 @@ fn every_parameter_of_every_tool_rejects_a_wrong_type_by_name() {
         "a call with a bad argument started a child"
     );
 }
+
+#[test]
+fn a_silent_run_sends_keep_alive_progress_to_a_tracking_client() {
+    let env = TestEnv::new("mcp-heartbeat");
+    two_agents(&env, "");
+    let mut c = McpClient::start_with(&env, |cmd| {
+        cmd.env("FAKE_CLAUDE_STEP", json!({"sleep": 1.2}).to_string())
+            .env("AGENT_DISPATCH_HEARTBEAT_SECS", "0.3");
+    });
+    c.initialize("2025-11-25");
+    let id = c.request(
+        "tools/call",
+        json!({"name": "dispatch", "arguments": {"agent": "alpha", "task": "quiet"}, "_meta": {"progressToken": "hb"}}),
+    );
+    let (doc, _) = McpClient::tool_payload(&c.response(id));
+    assert_eq!(doc["success"], true);
+    let beats = c
+        .notifications
+        .iter()
+        .filter(|n| n["method"] == "notifications/progress")
+        .filter(|n| {
+            n["params"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("still working"))
+        })
+        .count();
+    assert!(beats >= 2, "{:?}", c.notifications);
+    // Without a token: no keep-alives at all.
+    let id = c.request(
+        "tools/call",
+        json!({"name": "dispatch", "arguments": {"agent": "alpha", "task": "quiet 2"}}),
+    );
+    c.response(id);
+    assert_eq!(
+        c.notifications
+            .iter()
+            .filter(|n| n["method"] == "notifications/progress")
+            .count(),
+        beats + 1
+    );
+}

@@ -121,15 +121,40 @@ fn run_agent<'a>(
             "The server is shutting down",
         );
     }
-    claude::run(
-        req,
-        mode,
-        Hooks {
-            cancel: Some(&ctx.cancel),
-            on_progress,
-            on_spawn: None,
-        },
-    )
+    let hooks = Hooks {
+        cancel: Some(&ctx.cancel),
+        on_progress,
+        on_spawn: None,
+    };
+    if !ctx.has_progress_token() {
+        return claude::run(req, mode, hooks);
+    }
+    // A client that asked for progress resets its request timeout on each notification
+    // (Claude Code does), so a long silent run gets a heartbeat while the child lives.
+    let every = ctx.server.heartbeat;
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
+    std::thread::scope(|scope| {
+        let started = std::time::Instant::now();
+        let agent = req.agent_name.as_str();
+        let ticker = std::thread::Builder::new()
+            .name(format!("heartbeat-{agent}"))
+            .spawn_scoped(scope, move || {
+                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                    done_rx.recv_timeout(every)
+                {
+                    ctx.progress_only(&format!(
+                        "[{agent}] still working ({}s)",
+                        started.elapsed().as_secs()
+                    ));
+                }
+            });
+        let result = claude::run(req, mode, hooks);
+        drop(done_tx);
+        if let Ok(t) = ticker {
+            let _ = t.join();
+        }
+        result
+    })
 }
 
 fn with_cached_flag(mut v: Value) -> Value {

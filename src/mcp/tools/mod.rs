@@ -11,6 +11,7 @@ mod manage;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use serde_json::{Map, Value, json};
@@ -37,6 +38,9 @@ pub struct Server {
     jobs: OnceLock<Result<JobStore, String>>,
     /// Async job threads still running in this process.
     job_threads: Arc<AtomicUsize>,
+    /// How often a silent run sends a keep-alive progress notification to a client that asked
+    /// for progress (`AGENT_DISPATCH_HEARTBEAT_SECS`, default 15).
+    pub heartbeat: Duration,
 }
 
 impl Server {
@@ -52,6 +56,7 @@ impl Server {
             stopping: Cancel::new(),
             jobs: OnceLock::new(),
             job_threads: Arc::new(AtomicUsize::new(0)),
+            heartbeat: heartbeat_interval(),
         }
     }
 
@@ -151,6 +156,16 @@ impl Server {
     }
 }
 
+fn heartbeat_interval() -> Duration {
+    let secs = std::env::var("AGENT_DISPATCH_HEARTBEAT_SECS")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    match secs {
+        Some(s) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s.min(3600.0)),
+        _ => Duration::from_secs(15),
+    }
+}
+
 /// Notification levels, lowest first (MCP logging).
 const LEVELS: &[&str] = &[
     "debug",
@@ -213,6 +228,15 @@ impl ToolCtx {
                 params: json!({"level": "info", "logger": "agent-dispatch", "data": message}),
             });
         }
+        self.progress_only(message);
+    }
+
+    pub fn has_progress_token(&self) -> bool {
+        self.progress_token.is_some()
+    }
+
+    /// A `notifications/progress` only (no log line): keep-alives that carry no news.
+    pub fn progress_only(&self, message: &str) {
         if let Some(token) = &self.progress_token {
             let n = self.progress.fetch_add(1, Ordering::SeqCst) + 1;
             let _ = self.out.send(Outgoing::Notification {
