@@ -289,6 +289,8 @@ fn dispatch_runs_the_child_and_caches_the_success() {
     assert!(runs[0]["cwd"].as_str().unwrap().ends_with("projects/alpha"));
     assert_eq!(runs[0]["depth"], "1");
     assert_eq!(runs[0]["stdin"], "eof");
+    // The child starts with no blocked signals, so the SIGTERM of a cancel reaches it.
+    assert_eq!(runs[0]["sigblk"], "0000000000000000", "{}", runs[0]);
 
     let (doc, _) = c.call(
         "dispatch",

@@ -418,3 +418,30 @@ fn two_servers_and_the_cli_share_one_job_store() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(!cancels.is_empty());
 }
+
+#[test]
+fn a_long_wait_keeps_a_progress_tracking_client_alive() {
+    let env = TestEnv::new("jobs-waitbeat");
+    agents(&env, "");
+    let mut c = McpClient::start_with(&env, |cmd| {
+        cmd.env(
+            "FAKE_CLAUDE_STEP",
+            json!({"sleep": 2.5, "progress": []}).to_string(),
+        )
+        .env("AGENT_DISPATCH_HEARTBEAT_SECS", "0.5");
+    });
+    c.initialize("2025-11-25");
+    let id = start(&mut c, "slow");
+    let req = c.request(
+        "tools/call",
+        json!({"name": "dispatch_wait", "arguments": {"job_id": id, "timeout_seconds": 30}, "_meta": {"progressToken": 7}}),
+    );
+    let (doc, _) = McpClient::tool_payload(&c.response(req));
+    assert_eq!(doc["status"], "done");
+    let beats = c
+        .notifications
+        .iter()
+        .filter(|n| n["method"] == "notifications/progress" && n["params"]["progressToken"] == 7)
+        .count();
+    assert!(beats >= 1, "{:?}", c.notifications);
+}

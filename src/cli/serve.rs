@@ -16,8 +16,8 @@ const HELP: &str = "\
 Usage: agent-dispatch serve [OPTIONS]
 
   Run the MCP server on stdin/stdout (JSON-RPC, one message per line). Claude Code starts it
-  after 'agent-dispatch init' registered it; logs go to stderr. Stops on stdin EOF, SIGTERM or
-  SIGINT, killing any running claude process groups first.
+  after 'agent-dispatch init' registered it; logs go to stderr. Stops on stdin EOF, SIGTERM,
+  SIGINT or SIGHUP, killing any running claude process groups first.
 
 Options:
   -h, --help  Show this message and exit.

@@ -157,6 +157,7 @@ pub fn dispatch_wait(ctx: &ToolCtx, args: &Args) -> ToolResult {
     let deadline = Instant::now() + Duration::from_secs(secs as u64);
     // Wait in slices so a cancelled request (or shutdown) stops waiting promptly; a job that
     // finishes in this process wakes the wait at once.
+    let mut last_beat = Instant::now();
     let job = loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let job = store
@@ -165,6 +166,17 @@ pub fn dispatch_wait(ctx: &ToolCtx, args: &Args) -> ToolResult {
         let job = job.ok_or_else(|| not_found("Job", &id))?;
         if job.status.is_terminal() || left.is_zero() || ctx.cancel.is_tripped() {
             break job;
+        }
+        // Keep a progress-tracking client from giving up on a long wait.
+        if last_beat.elapsed() >= ctx.server.heartbeat {
+            last_beat = Instant::now();
+            let latest = job
+                .progress
+                .as_ref()
+                .and_then(|p| p.last())
+                .map(String::as_str)
+                .unwrap_or("");
+            ctx.progress_only(&format!("job {id} still {}: {latest}", job.status.as_str()));
         }
     };
     let mut out = job.to_json();

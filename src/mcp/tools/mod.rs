@@ -10,7 +10,7 @@ mod manage;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
@@ -34,8 +34,10 @@ pub struct Server {
     pub log_level: AtomicU8,
     /// Tripped at shutdown so queued work gives up instead of starting children.
     stopping: Cancel,
-    /// The job store, opened on first use; its directory is fixed from then on (SPEC §8.1).
-    jobs: OnceLock<Result<JobStore, String>>,
+    /// The job store, opened on first successful use; its directory is fixed from then on
+    /// (SPEC §8.1). A failed open is retried on the next call, so fixing the permissions works
+    /// without a restart.
+    jobs: Mutex<Option<JobStore>>,
     /// Async job threads still running in this process.
     job_threads: Arc<AtomicUsize>,
     /// How often a silent run sends a keep-alive progress notification to a client that asked
@@ -54,7 +56,7 @@ impl Server {
             config_path,
             log_level: AtomicU8::new(1),
             stopping: Cancel::new(),
-            jobs: OnceLock::new(),
+            jobs: Mutex::new(None),
             job_threads: Arc::new(AtomicUsize::new(0)),
             heartbeat: heartbeat_interval(),
         }
@@ -107,16 +109,17 @@ impl Server {
 
     /// The job store (`AGENT_DISPATCH_JOBS_DIR`, else `jobs/` next to the config).
     pub fn jobs(&self) -> Result<JobStore, ToolError> {
-        self.jobs
-            .get_or_init(|| {
-                JobStore::open(&config::jobs_dir(&self.config_path)).map_err(|e| e.to_string())
-            })
-            .clone()
-            .map_err(|e| {
-                ToolError::new(e).with_hint(
-                    "Set AGENT_DISPATCH_JOBS_DIR to a writable directory, or fix the permissions.",
-                )
-            })
+        let mut slot = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(store) = slot.as_ref() {
+            return Ok(store.clone());
+        }
+        let store = JobStore::open(&config::jobs_dir(&self.config_path)).map_err(|e| {
+            ToolError::new(e.to_string()).with_hint(
+                "Set AGENT_DISPATCH_JOBS_DIR to a writable directory, or fix the permissions.",
+            )
+        })?;
+        *slot = Some(store.clone());
+        Ok(store)
     }
 
     /// Runs an async job on a thread of its own, counted so shutdown can wait for it.
