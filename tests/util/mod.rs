@@ -16,7 +16,9 @@ pub fn bin() -> PathBuf {
 }
 
 pub fn fake_claude() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("fake-claude")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join("fake-claude")
 }
 
 /// A temporary world for one test. Deleted on drop.
@@ -40,9 +42,18 @@ impl TestEnv {
         std::fs::create_dir_all(&home).unwrap();
         std::fs::create_dir_all(&bin_dir).unwrap();
         std::os::unix::fs::symlink(fake_claude(), bin_dir.join("claude")).unwrap();
-        let config = home.join(".config").join("agent-dispatch").join("agents.yaml");
+        let config = home
+            .join(".config")
+            .join("agent-dispatch")
+            .join("agents.yaml");
         let log = root.join("claude-log.jsonl");
-        TestEnv { root, home, bin_dir, config, log }
+        TestEnv {
+            root,
+            home,
+            bin_dir,
+            config,
+            log,
+        }
     }
 
     /// Removes `claude` from this environment's PATH.
@@ -118,7 +129,10 @@ pub struct Out {
 }
 
 pub fn run(cmd: &mut Command) -> Out {
-    let o = cmd.stdin(std::process::Stdio::null()).output().expect("spawn agent-dispatch");
+    let o = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("spawn agent-dispatch");
     Out {
         code: o.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -131,7 +145,13 @@ pub fn pid_alive(pid: i64) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             // Field 3 (after the parenthesised command) is the state; Z is a zombie.
-            let state = stat.rsplit(')').next().unwrap_or("").trim_start().chars().next();
+            let state = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .chars()
+                .next();
             !matches!(state, Some('Z') | Some('X') | None)
         }
         Err(_) => false,
