@@ -888,6 +888,31 @@ mod tests {
     }
 
     #[test]
+    fn gc_sweeps_unheld_lock_files_of_finished_jobs_only() {
+        let d = Dir::new("sweep");
+        let store = JobStore::open(&d.0).unwrap();
+        // A lock file left by a crashed owner whose job was later recovered and finished.
+        let finished = plant(&store, Status::Failed, now());
+        fs::write(store.lock_path(&finished.id), b"").unwrap();
+        let stray = store.lock_path(&new_id());
+        fs::write(&stray, b"").unwrap();
+        let (live, _guard) = store.create(new_job("live")).unwrap();
+        let fresh_tmp = d.0.join(format!(".{}.1.1.tmp", new_id()));
+        fs::write(&fresh_tmp, b"{").unwrap();
+        assert_eq!(store.gc(3600.0).unwrap(), 0);
+        assert!(!store.lock_path(&finished.id).exists());
+        assert!(!stray.exists());
+        assert!(
+            store.lock_path(&live.id).exists(),
+            "a held lock is never swept"
+        );
+        assert!(
+            fresh_tmp.exists(),
+            "a temp file may belong to a write in progress"
+        );
+    }
+
+    #[test]
     fn recovery_fails_only_unowned_jobs() {
         let d = Dir::new("recover");
         let store = JobStore::open(&d.0).unwrap();
