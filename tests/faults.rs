@@ -448,3 +448,101 @@ fn fifty_megabyte_result_arrives_whole() {
     assert_no_leftovers(&env, Some(c.child.id()));
     assert_answers(&mut c);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A server killed mid-work.
+
+fn sigkill(c: &mut McpClient) {
+    // SAFETY: kill(2) on our own child process.
+    unsafe { libc::kill(c.child.id() as i32, libc::SIGKILL) };
+    let _ = c.child.wait();
+}
+
+#[test]
+fn server_killed_mid_async_job_leaves_jobs_accounted_for_and_config_intact() {
+    let env = TestEnv::new("f-kill-async");
+    one_agent(&env, 600);
+    // One slot: the second job is still queued (pending) when the server dies.
+    let yaml = env.read_config() + "settings:\n  max_concurrency: 1\n";
+    env.write_config(&yaml);
+    let mut doomed = client(&env, &json!({"sleep": 3600, "grandchild": true}));
+    let mut ids = Vec::new();
+    for task in ["running one", "queued one"] {
+        let (doc, _) = timed_call(
+            &mut doomed,
+            "dispatch_async",
+            json!({"agent": "alpha", "task": task}),
+        );
+        ids.push(doc["job_id"].as_str().unwrap().to_string());
+    }
+    assert!(wait_until(Duration::from_secs(10), || !env
+        .claude_runs()
+        .is_empty()));
+    let (doc, _) = timed_call(&mut doomed, "dispatch_status", json!({"job_id": ids[1]}));
+    assert_eq!(doc["status"], "pending", "{doc}");
+    let run = env.claude_runs()[0].clone();
+    sigkill(&mut doomed);
+    assert_eq!(env.read_config(), yaml, "config changed by a crash");
+    // The child dies with its server at once, before anyone else looks.
+    let pid = run["pid"].as_i64().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(2), || !util::pid_alive(pid)),
+        "claude outlived its SIGKILLed server"
+    );
+
+    // The next server accounts for both jobs and kills the recorded group's leftovers.
+    let mut fresh = client(&env, &json!({}));
+    let expected = [
+        ("running", "exited before it finished"),
+        ("pending", "exited before it started"),
+    ];
+    for (id, (state, words)) in ids.iter().zip(expected) {
+        let (doc, _) = timed_call(&mut fresh, "dispatch_status", json!({"job_id": id}));
+        assert_eq!(doc["status"], "failed", "{doc}");
+        let e = error_text(&doc);
+        assert!(
+            e.starts_with(&format!("Abandoned in '{state}'")) && e.contains(words),
+            "{doc}"
+        );
+    }
+    let (jobs, _) = timed_call(&mut fresh, "dispatch_jobs", json!({}));
+    assert_eq!(jobs.as_array().unwrap().len(), 2, "{jobs}");
+    assert_no_leftovers(&env, Some(fresh.child.id()));
+    assert_eq!(env.read_config(), yaml);
+    assert_eq!(env.claude_runs().len(), 1, "the queued job never started");
+    assert_answers(&mut fresh);
+}
+
+#[test]
+fn server_killed_mid_dispatch_takes_its_child_along() {
+    let env = TestEnv::new("f-kill-sync");
+    one_agent(&env, 600);
+    let yaml = env.read_config();
+    let mut doomed = client(&env, &json!({"sleep": 3600, "grandchild": true}));
+    doomed.request(
+        "tools/call",
+        json!({"name": "dispatch", "arguments": {"agent": "alpha", "task": "t"}}),
+    );
+    assert!(wait_until(Duration::from_secs(10), || !env
+        .claude_runs()
+        .is_empty()));
+    let run = env.claude_runs()[0].clone();
+    sigkill(&mut doomed);
+    assert_eq!(env.read_config(), yaml, "config changed by a crash");
+    let pid = run["pid"].as_i64().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(2), || !util::pid_alive(pid)),
+        "claude outlived its SIGKILLed server"
+    );
+    // A synchronous dispatch leaves no record on disk, so a grandchild that ignores the EOF
+    // on its stdin (a real claude's MCP servers exit on it; the fake's `sleep` does not) cannot
+    // be found by a later server. Clean it up here rather than leak it into CI.
+    let grandchild = run["grandchild_pid"].as_i64().unwrap();
+    // SAFETY: kill(2) on the `sleep` this test's fake started.
+    unsafe { libc::kill(grandchild as i32, libc::SIGKILL) };
+    let mut fresh = client(&env, &json!({}));
+    assert_answers(&mut fresh);
+    let (doc, _) = timed_call(&mut fresh, "list_agents", json!({}));
+    assert_eq!(doc[0]["name"], "alpha");
+    assert_no_leftovers(&env, Some(fresh.child.id()));
+}
