@@ -8,6 +8,7 @@
 
 mod util;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -545,4 +546,400 @@ fn server_killed_mid_dispatch_takes_its_child_along() {
     let (doc, _) = timed_call(&mut fresh, "list_agents", json!({}));
     assert_eq!(doc[0]["name"], "alpha");
     assert_no_leftovers(&env, Some(fresh.child.id()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fuzzed JSON-RPC.
+
+/// splitmix64: small, seeded, deterministic.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+
+    fn text(&mut self) -> String {
+        const PIECES: &[&str] = &[
+            "a", "Z", "0", " ", "-", "--", "..", "/", "\\", "\"", "'", "{", "}", "[", "]", ":",
+            ",", "é", "日本", "🦀", "\u{0}", "\u{7f}", "\u{feff}", "\u{202e}", "\t", "\r", "%2f",
+            "~", "$HOME", "`", "alpha", "ghost", "-p", "--model", "null",
+        ];
+        (0..self.below(12)).map(|_| *self.pick(PIECES)).collect()
+    }
+
+    /// Any JSON value, nested at most `depth` deep.
+    fn value(&mut self, depth: u32) -> Value {
+        match self.below(if depth == 0 { 7 } else { 9 }) {
+            0 => Value::Null,
+            1 => json!(self.below(2) == 0),
+            2 => json!(*self.pick(&[0i64, -1, 1, i64::MAX, i64::MIN, 42, 9_007_199_254_740_993])),
+            3 => json!(*self.pick(&[0.5f64, -0.0, 1e308, -1e308, 3.25, 1e-300])),
+            4 => json!(u64::MAX),
+            5 | 6 => json!(self.text()),
+            7 => Value::Array((0..self.below(4)).map(|_| self.value(depth - 1)).collect()),
+            _ => {
+                let mut m = serde_json::Map::new();
+                for _ in 0..self.below(4) {
+                    m.insert(self.text(), self.value(depth - 1));
+                }
+                Value::Object(m)
+            }
+        }
+    }
+}
+
+/// Tools that answer without spawning anything in a config with no agents.
+const CHEAP_TOOLS: &[&str] = &[
+    "list_agents",
+    "inspect_agent",
+    "cache_stats",
+    "dispatch_jobs",
+    "dispatch_status",
+    "fetch_result",
+    "dispatch_cancel",
+    "dispatch",
+    "dispatch_stream",
+    "dispatch_session",
+    "dispatch_async",
+    "dispatch_parallel",
+    "dispatch_wait",
+    "no_such_tool",
+    "-rf",
+];
+
+fn tool_args(rng: &mut Rng) -> Value {
+    let mut args = serde_json::Map::new();
+    let keys = [
+        "agent",
+        "task",
+        "name",
+        "job_id",
+        "ref",
+        "status",
+        "limit",
+        "timeout_seconds",
+        "session_id",
+        "dispatches",
+        "preview_lines",
+        "max_chars",
+        "caller",
+        "goal",
+    ];
+    for _ in 0..rng.below(5) {
+        let k = *rng.pick(&keys);
+        let v = match rng.below(4) {
+            0 => json!("ghost"),
+            1 => json!(format!("{:032x}", rng.next())),
+            2 => json!(format!(
+                "[{{\"agent\":\"ghost\",\"task\":\"{}\"}}]",
+                rng.below(9)
+            )),
+            _ => rng.value(2),
+        };
+        args.insert(k.to_string(), v);
+    }
+    Value::Object(args)
+}
+
+fn request(rng: &mut Rng, id: Value) -> Value {
+    let (method, params) = match rng.below(20) {
+        0..=5 => ("ping", json!({})),
+        6..=11 => (
+            "tools/call",
+            json!({"name": rng.pick(CHEAP_TOOLS), "arguments": tool_args(rng)}),
+        ),
+        12 => ("tools/list", json!({})),
+        13 => (
+            "initialize",
+            json!({"protocolVersion": rng.pick(&["2025-11-25", "2024-11-05", "x"]), "capabilities": rng.value(2)}),
+        ),
+        14 => (
+            "logging/setLevel",
+            json!({"level": rng.pick(&["debug", "info", "loud", "warning"])}),
+        ),
+        15 => ("resources/list", json!({})),
+        _ => ("no/such/method", rng.value(2)),
+    };
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+/// One line of input (no newline in it).
+fn fuzz_line(rng: &mut Rng, n: u64) -> Vec<u8> {
+    let id = if rng.below(2) == 0 {
+        json!(n as i64 + 1)
+    } else {
+        json!(format!("r{n}"))
+    };
+    let mut line = match rng.below(16) {
+        // Valid requests.
+        0..=5 => serde_json::to_vec(&request(rng, id)).unwrap(),
+        // Byte-level mutations of a valid request.
+        6..=9 => {
+            let mut b = serde_json::to_vec(&request(rng, id)).unwrap();
+            for _ in 0..=rng.below(3) {
+                let len = b.len();
+                match rng.below(6) {
+                    0 => {
+                        let i = rng.below(len);
+                        b[i] ^= 1 << rng.below(8);
+                    }
+                    1 => b.truncate(rng.below(len)),
+                    2 => {
+                        let i = rng.below(len + 1);
+                        b.insert(i, rng.next() as u8);
+                    }
+                    3 => {
+                        let i = rng.below(len);
+                        let j = (i + rng.below(8)).min(len);
+                        b.drain(i..j);
+                    }
+                    4 => {
+                        let i = rng.below(len + 1);
+                        b.splice(i..i, [0xff, 0xfe, 0xc3, 0x28]);
+                    }
+                    _ => {
+                        let i = rng.below(len);
+                        let j = (i + rng.below(16)).min(len);
+                        let span = b[i..j].to_vec();
+                        b.splice(i..i, span);
+                    }
+                }
+                if b.is_empty() {
+                    break;
+                }
+            }
+            b
+        }
+        // Structural mutations: wrong types, missing fields, deep nesting, huge numbers.
+        10..=12 => {
+            let mut v = request(rng, id);
+            match rng.below(9) {
+                0 => v["id"] = rng.value(1),
+                1 => v["method"] = rng.value(1),
+                2 => v["params"] = rng.value(2),
+                3 => v["jsonrpc"] = rng.value(0),
+                4 => {
+                    v.as_object_mut().unwrap().remove("jsonrpc");
+                }
+                5 => {
+                    v.as_object_mut().unwrap().remove("method");
+                }
+                6 => v["result"] = rng.value(1),
+                7 => {
+                    let depth = 50 + rng.below(200);
+                    let nested = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+                    let mut s = serde_json::to_string(&v).unwrap();
+                    s.truncate(s.len() - 1);
+                    s.push_str(&format!(",\"x\":{nested}}}"));
+                    return s.into_bytes();
+                }
+                _ => {
+                    let s = serde_json::to_string(&v).unwrap();
+                    let big = rng.pick(&[
+                        "1e400",
+                        "-1e400",
+                        "123456789012345678901234567890",
+                        "1.0",
+                        "-0",
+                    ]);
+                    return s.replacen(&v["id"].to_string(), big, 1).into_bytes();
+                }
+            }
+            serde_json::to_vec(&v).unwrap()
+        }
+        // Notifications.
+        13 => {
+            let method = *rng.pick(&[
+                "notifications/initialized",
+                "notifications/cancelled",
+                "notifications/progress",
+                "notifications/whatever",
+            ]);
+            serde_json::to_vec(&json!({"jsonrpc": "2.0", "method": method, "params": {"requestId": format!("zz{n}"), "x": rng.value(2)}}))
+                .unwrap()
+        }
+        // Junk.
+        14 => (0..rng.below(64)).map(|_| rng.next() as u8).collect(),
+        _ => rng
+            .pick(&[
+                &b"null"[..],
+                b"[]",
+                b"42",
+                b"\"str\"",
+                b"{}",
+                b"   ",
+                b"[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]",
+                b"{\"jsonrpc\":\"2.0\"}",
+            ])
+            .to_vec(),
+    };
+    // One line each: a newline would split it into two inputs.
+    for b in &mut line {
+        if *b == b'\n' {
+            *b = b' ';
+        }
+    }
+    line
+}
+
+/// What the server must do with a line, decided independently of the server's code.
+#[derive(Debug, PartialEq)]
+enum Expect {
+    /// Exactly one response carrying this id (its JSON text).
+    Answer(String),
+    /// One error response with id null.
+    NullError,
+    /// No response: blank line, notification, or a response-shaped message.
+    Silent,
+}
+
+fn expect(line: &[u8]) -> Expect {
+    let t = line.trim_ascii();
+    if t.is_empty() {
+        return Expect::Silent;
+    }
+    let Ok(Value::Object(o)) = serde_json::from_slice::<Value>(t) else {
+        return Expect::NullError;
+    };
+    let id = match o.get("id") {
+        None => None,
+        Some(Value::Number(n)) if n.as_i64().is_some() => Some(n.to_string()),
+        Some(v @ Value::String(_)) => Some(v.to_string()),
+        Some(_) => return Expect::NullError,
+    };
+    let jsonrpc = o.get("jsonrpc").and_then(Value::as_str) == Some("2.0");
+    match (id, o.get("method")) {
+        (Some(id), _) if !jsonrpc => Expect::Answer(id),
+        (Some(_), None) if o.contains_key("result") || o.contains_key("error") => Expect::Silent,
+        (Some(id), _) => Expect::Answer(id),
+        (None, Some(Value::String(_))) if jsonrpc => Expect::Silent,
+        (None, _) => Expect::NullError,
+    }
+}
+
+/// A well-formed JSON-RPC 2.0 response (not a notification).
+fn assert_valid_response(v: &Value) {
+    let o = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"));
+    assert_eq!(o.get("jsonrpc"), Some(&json!("2.0")), "{v}");
+    assert!(o.contains_key("id"), "{v}");
+    assert!(
+        matches!(o["id"], Value::Null | Value::String(_)) || o["id"].as_i64().is_some(),
+        "{v}"
+    );
+    match (o.get("result"), o.get("error")) {
+        (Some(r), None) => {
+            assert!(!o["id"].is_null(), "a result with id null: {v}");
+            assert!(r.is_object(), "{v}");
+        }
+        (None, Some(e)) => {
+            assert!(e["code"].as_i64().is_some(), "{v}");
+            assert!(e["message"].is_string(), "{v}");
+        }
+        _ => panic!("needs exactly one of result and error: {v}"),
+    }
+}
+
+#[test]
+fn fuzzed_json_rpc_lines_all_get_valid_answers() {
+    let lines_total: u64 = std::env::var("FAULTS_FUZZ_LINES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let env = TestEnv::new("f-fuzz");
+    // No agents: no tool call can start a child, so the run stays fast.
+    env.write_config("agents: {}\n");
+    let started = Instant::now();
+    let mut c = McpClient::ready(&env);
+    let mut rng = Rng(0x5eed_f00d_2026);
+    let mut expected: HashMap<String, usize> = HashMap::new();
+    let (mut null_errors, mut silent, mut n) = (0usize, 0usize, 0u64);
+    let mut batch = Vec::with_capacity(1 << 20);
+    let mut sent = 0u64;
+    while sent < lines_total {
+        let line = fuzz_line(&mut rng, n);
+        n += 1;
+        let what = expect(&line);
+        if let Expect::Answer(id) = &what {
+            // Ids stay unique so each answer can be matched; a mutation that lands on a used id
+            // or on the namespace the cancel notifications aim at is redrawn.
+            if expected.contains_key(id) || id.starts_with("\"zz") {
+                continue;
+            }
+        }
+        match what {
+            Expect::Answer(id) => {
+                expected.insert(id, 0);
+            }
+            Expect::NullError => null_errors += 1,
+            Expect::Silent => silent += 1,
+        }
+        batch.extend_from_slice(&line);
+        batch.push(b'\n');
+        sent += 1;
+        if batch.len() > 256 * 1024 {
+            c.send_raw(&batch);
+            batch.clear();
+        }
+    }
+    c.send_raw(&batch);
+
+    let want = expected.len() + null_errors;
+    let (mut got, mut got_null, mut notifications) = (0usize, 0usize, 0usize);
+    let mut codes: HashMap<i64, usize> = HashMap::new();
+    while got < want {
+        let Some(msg) = c.next_message(Duration::from_secs(30)) else {
+            panic!("stalled after {got} of {want} responses");
+        };
+        if msg.get("method").is_some() && msg.get("id").is_none() {
+            notifications += 1;
+            continue;
+        }
+        assert_valid_response(&msg);
+        got += 1;
+        if let Some(code) = msg["error"]["code"].as_i64() {
+            *codes.entry(code).or_default() += 1;
+        }
+        if msg["id"].is_null() {
+            let code = msg["error"]["code"].as_i64().unwrap();
+            assert!(code == -32700 || code == -32600, "{msg}");
+            got_null += 1;
+        } else {
+            let key = msg["id"].to_string();
+            let seen = expected
+                .get_mut(&key)
+                .unwrap_or_else(|| panic!("answer for an id never sent: {msg}"));
+            *seen += 1;
+            assert_eq!(*seen, 1, "two answers for {key}");
+        }
+    }
+    assert_eq!(got_null, null_errors);
+    assert!(expected.values().all(|&s| s == 1));
+    // Nothing more is coming: no extra answers, and the server is still up and serving.
+    assert_answers(&mut c);
+    for m in c.unclaimed_responses(Duration::from_millis(300)) {
+        panic!("unexpected extra response {m}");
+    }
+    assert!(c.child.try_wait().unwrap().is_none(), "server exited");
+    assert_no_leftovers(&env, Some(c.child.id()));
+    eprintln!(
+        "FUZZ lines={sent} answered_by_id={} null_id_errors={null_errors} silent={silent} \
+         notifications={notifications} error_codes={codes:?} secs={:.1}",
+        expected.len(),
+        started.elapsed().as_secs_f64()
+    );
 }
