@@ -9,6 +9,8 @@
 mod util;
 
 use std::collections::HashMap;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -941,4 +943,112 @@ fn fuzzed_json_rpc_lines_all_get_valid_answers() {
         expected.len(),
         started.elapsed().as_secs_f64()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Saves that fail.
+
+/// Makes every write past `bytes` into a regular file fail with EFBIG, as a full disk fails
+/// with ENOSPC: the temp file is created, then the write fails. Tests run as root here, and
+/// root ignores directory permissions (a chmod 0500 directory stays writable), but
+/// RLIMIT_FSIZE binds root too. SIGXFSZ is ignored so the write returns an error instead of
+/// killing the process; both settings survive exec.
+fn limit_file_size(cmd: &mut Command, bytes: u64) {
+    // SAFETY: setrlimit and signal are async-signal-safe; nothing is allocated after fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+}
+
+fn temp_leftovers(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect()
+}
+
+#[test]
+fn failed_saves_keep_the_old_config_byte_for_byte() {
+    let env = TestEnv::new("f-full");
+    one_agent(&env, 300);
+    let before = std::fs::read(&env.config).unwrap();
+    let dir = env.config.parent().unwrap().to_path_buf();
+    let beta = env.project("beta");
+
+    // CLI: update and add both fail, say why, and change nothing.
+    for args in [
+        vec!["update", "alpha", "--timeout", "99"],
+        vec!["add", "beta", beta.to_str().unwrap(), "-d", "Beta"],
+        vec!["remove", "alpha"],
+    ] {
+        let mut cmd = env.cmd();
+        cmd.args(&args);
+        limit_file_size(&mut cmd, 16);
+        let out = util::run(&mut cmd);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("could not write") && out.stderr.contains("agents.yaml"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert_eq!(std::fs::read(&env.config).unwrap(), before, "{args:?}");
+        assert!(
+            temp_leftovers(&dir).is_empty(),
+            "{:?}",
+            temp_leftovers(&dir)
+        );
+    }
+
+    // MCP: the same through a server that cannot write, which keeps serving.
+    let mut c = McpClient::start_with(&env, |cmd| limit_file_size(cmd, 16));
+    c.initialize("2025-11-25");
+    let (doc, is_error) = c.call("update_agent", json!({"name": "alpha", "timeout": 99}));
+    assert!(is_error, "{doc}");
+    assert!(error_text(&doc).contains("could not write"), "{doc}");
+    let (doc, is_error) = c.call("add_agent", json!({"name": "beta", "directory": beta}));
+    assert!(is_error, "{doc}");
+    assert!(error_text(&doc).contains("could not write"), "{doc}");
+    // A job that cannot be recorded is refused, not silently lost.
+    let (doc, is_error) = c.call("dispatch_async", json!({"agent": "alpha", "task": "t"}));
+    assert!(is_error, "{doc}");
+    assert!(error_text(&doc).contains("File too large"), "{doc}");
+    let jobs_dir = dir.join("jobs");
+    let left: Vec<_> = std::fs::read_dir(&jobs_dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        left.iter().all(|n| n.ends_with(".lock")),
+        "a failed job write left files behind: {left:?}"
+    );
+    let (jobs, _) = c.call("dispatch_jobs", json!({}));
+    assert_eq!(jobs, json!([]), "a refused job must not be listed");
+    assert_eq!(std::fs::read(&env.config).unwrap(), before);
+    assert!(
+        temp_leftovers(&dir).is_empty(),
+        "{:?}",
+        temp_leftovers(&dir)
+    );
+    assert_answers(&mut c);
+    let (doc, _) = c.call("inspect_agent", json!({"name": "alpha"}));
+    assert_eq!(doc["timeout"], 300);
+    assert_no_leftovers(&env, Some(c.child.id()));
+
+    // With room again the same edit goes through: the limit was the only obstacle.
+    let out = util::run(env.cmd().args(["update", "alpha", "--timeout", "99"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(env.read_config().contains("timeout: 99"));
 }
