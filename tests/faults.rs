@@ -1052,3 +1052,134 @@ fn failed_saves_keep_the_old_config_byte_for_byte() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(env.read_config().contains("timeout: 99"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hostile values.
+
+#[test]
+fn hostile_values_are_refused_before_anything_runs() {
+    let env = TestEnv::new("f-hostile");
+    one_agent(&env, 30);
+    let mut c = McpClient::ready(&env);
+
+    // Values that would become claude flags never reach a child.
+    for sid in ["-x", "--dangerously-skip-permissions", "-"] {
+        let (doc, _) = c.call(
+            "dispatch_session",
+            json!({"agent": "alpha", "task": "t", "session_id": sid}),
+        );
+        assert_eq!(doc["error_type"], "cli_error", "{doc}");
+        assert!(
+            error_text(&doc).starts_with("Refusing to dispatch:"),
+            "{doc}"
+        );
+    }
+    for (field, value) in [
+        ("model", "--evil"),
+        ("allowed_tools", "-rf,Read"),
+        ("disallowed_tools", "--help"),
+        ("permission_mode", "-x"),
+    ] {
+        let (doc, is_error) = c.call("update_agent", json!({"name": "alpha", field: value}));
+        assert!(!is_error, "{field}: {doc}");
+        let (doc, _) = c.call("dispatch", json!({"agent": "alpha", "task": "t"}));
+        assert_eq!(doc["success"], false, "{field}: {doc}");
+        assert!(
+            error_text(&doc).starts_with("Refusing to dispatch:")
+                && error_text(&doc).contains("'-"),
+            "{field}: {doc}"
+        );
+        let clear = if field.ends_with("tools") || field == "model" || field == "permission_mode" {
+            "none"
+        } else {
+            ""
+        };
+        c.call("update_agent", json!({"name": "alpha", field: clear}));
+    }
+    assert!(
+        env.claude_runs().is_empty(),
+        "a hostile value reached a child"
+    );
+
+    // Job ids that could leave the jobs directory are refused before touching the disk.
+    let upper = "ABCDEF0123456789ABCDEF0123456789".to_string();
+    for bad in [
+        "..",
+        "../agents",
+        "../../etc/passwd",
+        "a/b",
+        "/etc/passwd",
+        upper.as_str(),
+        "%2e%2e",
+        "a\\b",
+    ] {
+        for (tool, key) in [
+            ("dispatch_status", "job_id"),
+            ("dispatch_wait", "job_id"),
+            ("dispatch_cancel", "job_id"),
+            ("fetch_result", "ref"),
+        ] {
+            let (doc, is_error) = c.call(tool, json!({key: bad}));
+            assert!(is_error, "{tool} {bad}");
+            assert!(
+                error_text(&doc).starts_with("Invalid ref/job_id format:"),
+                "{tool} {bad}: {doc}"
+            );
+        }
+        for cmd in ["job", "cancel"] {
+            let out = util::run(env.cmd().args([cmd, bad]));
+            assert_ne!(out.code, 0, "{cmd} {bad}");
+            assert!(
+                out.stderr.contains("Invalid"),
+                "{cmd} {bad}: {}",
+                out.stderr
+            );
+        }
+    }
+
+    // Agent names with path separators or dots are refused by every door.
+    let dir = env.project("target");
+    for bad in [
+        "../evil",
+        "a/b",
+        "a\\b",
+        ".",
+        "..",
+        "/abs",
+        "-rf",
+        "name with space",
+    ] {
+        let (doc, is_error) = c.call("add_agent", json!({"name": bad, "directory": dir}));
+        assert!(is_error, "{bad}");
+        assert!(
+            // Names are quoted Python-style, so a backslash shows doubled.
+            error_text(&doc).starts_with("Invalid agent name: '"),
+            "{bad}: {doc}"
+        );
+        let out = util::run(env.cmd().args(["add", bad, dir.to_str().unwrap()]));
+        assert_ne!(out.code, 0, "add {bad}");
+        let (doc, is_error) = c.call("dispatch", json!({"agent": bad, "task": "t"}));
+        assert!(is_error, "{bad}: {doc}");
+        assert!(error_text(&doc).starts_with("Unknown agent: '"), "{doc}");
+    }
+    let (list, _) = c.call("list_agents", json!({}));
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+
+    // A 10 MB prompt crosses the transport intact and fails with advice, not a bare errno.
+    let (doc, took) = timed_call(
+        &mut c,
+        "dispatch",
+        json!({"agent": "alpha", "task": "x".repeat(10 * 1024 * 1024)}),
+    );
+    assert_eq!(doc["success"], false);
+    let e = error_text(&doc);
+    assert!(
+        e.contains("Argument list too long")
+            && e.contains("too long for one command-line argument"),
+        "{e}"
+    );
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    assert!(env.claude_runs().is_empty());
+    assert_answers(&mut c);
+    assert_no_leftovers(&env, Some(c.child.id()));
+}
