@@ -1183,3 +1183,190 @@ fn hostile_values_are_refused_before_anything_runs() {
     assert_answers(&mut c);
     assert_no_leftovers(&env, Some(c.child.id()));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Many processes, one config and one job store.
+
+#[test]
+fn three_servers_and_the_cli_edit_config_and_jobs_concurrently() {
+    let secs: u64 = std::env::var("FAULTS_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let env = TestEnv::new("f-soak");
+    let base = env.project("base");
+    let shared = env.project("shared");
+    env.write_config(&format!(
+        "agents:\n  base:\n    directory: {}\nsettings:\n  max_concurrency: 3\n",
+        base.display()
+    ));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let step = json!({"sleep": 0.2, "progress": ["working"]});
+    let mut servers: Vec<McpClient> = (0..3).map(|_| client(&env, &step)).collect();
+    let server_pids: Vec<u32> = servers.iter().map(|c| c.child.id()).collect();
+    let all_jobs = std::sync::Mutex::new(Vec::<String>::new());
+    let (edits, cancels) = (
+        std::sync::atomic::AtomicUsize::new(0),
+        std::sync::atomic::AtomicUsize::new(0),
+    );
+    let bump = |a: &std::sync::atomic::AtomicUsize| {
+        a.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    };
+
+    let kept: Vec<String> = std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        for (i, mut c) in servers.drain(..).enumerate() {
+            let (shared, all_jobs, edits, cancels) = (&shared, &all_jobs, &edits, &cancels);
+            handles.push(s.spawn(move || {
+                let mut kept = Vec::new();
+                let mut k = 0;
+                while Instant::now() < deadline {
+                    let name = format!("s{i}-{k}");
+                    let (doc, e) = c.call(
+                        "add_agent",
+                        json!({"name": name, "directory": shared, "description": "d"}),
+                    );
+                    assert!(!e, "{doc}");
+                    let (doc, e) = c.call("update_agent", json!({"name": name, "timeout": 5 + k}));
+                    assert!(!e, "{doc}");
+                    edits.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+                    if k % 3 == 0 {
+                        let (doc, e) = c.call("remove_agent", json!({"name": name}));
+                        assert!(!e, "{doc}");
+                        bump(edits);
+                    } else {
+                        kept.push(name);
+                    }
+                    let (doc, e) = c.call(
+                        "dispatch_async",
+                        json!({"agent": "base", "task": format!("{i}/{k}")}),
+                    );
+                    assert!(!e, "{doc}");
+                    let id = doc["job_id"].as_str().unwrap().to_string();
+                    // Cancel someone else's job now and then, whoever owns it.
+                    let victim = {
+                        let mut jobs = all_jobs.lock().unwrap();
+                        jobs.push(id);
+                        (k % 4 == 1).then(|| jobs[jobs.len() / 2].clone())
+                    };
+                    if let Some(v) = victim {
+                        let (doc, e) = c.call("dispatch_cancel", json!({"job_id": v}));
+                        assert!(!e, "{doc}");
+                        bump(cancels);
+                    }
+                    k += 1;
+                }
+                (kept, c)
+            }));
+        }
+        let mut cli = Vec::new();
+        for j in 0..2 {
+            let (env, shared, all_jobs, edits, cancels) =
+                (&env, &shared, &all_jobs, &edits, &cancels);
+            cli.push(s.spawn(move || {
+                let mut kept = Vec::new();
+                let mut k = 0;
+                while Instant::now() < deadline {
+                    let name = format!("c{j}-{k}");
+                    let out = util::run(env.cmd().args([
+                        "add",
+                        &name,
+                        shared.to_str().unwrap(),
+                        "-d",
+                        "d",
+                    ]));
+                    assert_eq!(out.code, 0, "add {name}: {}", out.stderr);
+                    let out = util::run(env.cmd().args(["update", &name, "--timeout", "7"]));
+                    assert_eq!(out.code, 0, "update {name}: {}", out.stderr);
+                    edits.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+                    if k % 3 == 1 {
+                        let out = util::run(env.cmd().args(["remove", &name]));
+                        assert_eq!(out.code, 0, "remove {name}: {}", out.stderr);
+                        bump(edits);
+                    } else {
+                        kept.push(name);
+                    }
+                    let victim = all_jobs.lock().unwrap().iter().rev().nth(k % 5).cloned();
+                    if let Some(v) = victim {
+                        let out = util::run(env.cmd().args(["cancel", &v]));
+                        assert!(out.code == 0 || out.code == 1, "cancel: {}", out.stderr);
+                        bump(cancels);
+                    }
+                    let out = util::run(env.cmd().args(["jobs", "--limit", "5"]));
+                    assert_eq!(out.code, 0, "jobs: {}", out.stderr);
+                    k += 1;
+                }
+                kept
+            }));
+        }
+        let mut kept = vec!["base".to_string()];
+        for h in handles {
+            let (names, c) = h.join().unwrap();
+            kept.extend(names);
+            servers.push(c);
+        }
+        for h in cli {
+            kept.extend(h.join().unwrap());
+        }
+        kept
+    });
+
+    // Every job ends, in exactly one terminal state, recorded in valid JSON.
+    let ids = all_jobs.into_inner().unwrap();
+    let mut states: HashMap<String, usize> = HashMap::new();
+    for id in &ids {
+        let (doc, _) = timed_call(
+            &mut servers[0],
+            "dispatch_wait",
+            json!({"job_id": id, "timeout_seconds": 60}),
+        );
+        let st = doc["status"].as_str().unwrap().to_string();
+        assert!(st == "done" || st == "cancelled", "{id}: {doc}");
+        *states.entry(st).or_default() += 1;
+    }
+    let jobs_dir = env.config.parent().unwrap().join("jobs");
+    let mut files = 0;
+    for entry in std::fs::read_dir(&jobs_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!name.ends_with(".tmp"), "temp file left: {name}");
+        if name.ends_with(".json") {
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(
+                ["done", "cancelled"].contains(&v["status"].as_str().unwrap()),
+                "{v}"
+            );
+            files += 1;
+        }
+    }
+    assert_eq!(files, ids.len());
+
+    // The config parses and holds exactly the agents that were added and not removed.
+    let yaml: Value = serde_yaml_ng::from_str(&env.read_config()).unwrap();
+    let mut have: Vec<String> = yaml["agents"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let mut want = kept;
+    have.sort();
+    want.sort();
+    assert_eq!(have, want);
+    for c in &mut servers {
+        assert_answers(c);
+    }
+    for (c, pid) in servers.iter().zip(&server_pids) {
+        assert_eq!(c.child.id(), *pid);
+        assert_no_leftovers(&env, Some(*pid));
+    }
+    let runs = env.claude_runs().len();
+    eprintln!(
+        "SOAK secs={secs} config_edits={} jobs={} cancels={} children={runs} states={states:?} agents={}",
+        edits.into_inner(),
+        ids.len(),
+        cancels.into_inner(),
+        have.len()
+    );
+}
