@@ -4,7 +4,7 @@ CARGO ?= cargo
 HOST := $(shell rustc -vV | sed -n 's/^host: //p')
 STATIC_BIN := target/$(HOST)/release/agent-dispatch
 
-.PHONY: build install static test test-client lint demo bench
+.PHONY: build install static test test-faults test-client lint demo bench
 
 build:
 	$(CARGO) build --release
@@ -21,6 +21,11 @@ static:
 
 test:
 	$(CARGO) test --all-targets
+
+# Only the fault-injection suite (also part of `make test`). FAULTS_SOAK_SECS sets the length of
+# the concurrent-editing soak (default 30).
+test-faults:
+	$(CARGO) test --test faults
 
 # The official Python MCP SDK (PyPI `mcp`, pinned) drives the server as a real client would.
 # The virtualenv lives under target/ so `cargo clean` removes it too.

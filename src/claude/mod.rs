@@ -352,12 +352,19 @@ fn spawn_failure(agent: &str, program: &Path, e: &std::io::Error) -> DispatchRes
         std::io::ErrorKind::PermissionDenied => ErrorType::Permission,
         _ => ErrorType::CliError,
     };
-    DispatchResult::failure(
-        agent,
-        kind,
-        format!("Failed to start {}: {e}", program.display()),
-    )
+    let mut error = format!("Failed to start {}: {e}", program.display());
+    if e.raw_os_error() == Some(libc::E2BIG) {
+        // The prompt travels as one argv element, which Linux caps at 128 KiB; a caller that
+        // only sees "Argument list too long" cannot tell what to change.
+        error.push_str(PROMPT_TOO_LONG);
+    }
+    DispatchResult::failure(agent, kind, error)
 }
+
+/// Appended to a spawn failure with E2BIG.
+pub const PROMPT_TOO_LONG: &str = ". The prompt (task, context and goal) is too long for one \
+    command-line argument (Linux allows 128 KiB). Send a shorter task, or write the material to \
+    a file in the agent's directory and ask the agent to read it.";
 
 #[cfg(test)]
 mod tests {
@@ -390,6 +397,9 @@ mod tests {
             spawn_failure("a", Path::new("c"), &pd).error_type,
             Some(ErrorType::Permission)
         );
+        let big = std::io::Error::from_raw_os_error(libc::E2BIG);
+        let r = spawn_failure("a", Path::new("c"), &big);
+        assert!(r.error.unwrap_or_default().ends_with(PROMPT_TOO_LONG));
         let other = std::io::Error::other("weird");
         assert_eq!(
             spawn_failure("a", Path::new("c"), &other).error_type,

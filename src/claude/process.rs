@@ -101,6 +101,15 @@ impl Supervised {
             .stderr(Stdio::piped())
             // pgid = pid: one signal reaches the CLI and every MCP server it started.
             .process_group(0);
+        let parent = std::process::id();
+        // SAFETY: the closure runs in the forked child before exec and only makes
+        // async-signal-safe calls (prctl, getppid, _exit); it touches no allocator or lock.
+        unsafe {
+            cmd.pre_exec(move || {
+                die_with_parent(parent);
+                Ok(())
+            });
+        }
         for (k, v) in spec.env {
             cmd.env(k, v);
         }
@@ -293,6 +302,22 @@ impl Drop for Supervised {
     fn drop(&mut self) {
         if self.reaped.is_none() {
             self.kill_group();
+        }
+    }
+}
+
+/// In the forked child: ask the kernel for SIGKILL when the thread that spawned us ends, so a
+/// server killed outright (SIGKILL, OOM) does not leave `claude` running, and billing, with no
+/// one to read its answer. Every exit path we control already kills the group; this covers the
+/// one we do not. The spawning thread is the one that waits for the child, so the signal never
+/// fires early. If the server died between fork and prctl we are already orphaned: leave now.
+fn die_with_parent(parent: u32) {
+    // SAFETY: prctl(PR_SET_PDEATHSIG), getppid and _exit are async-signal-safe and have no
+    // memory effects.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+        if u32::try_from(libc::getppid()).ok() != Some(parent) {
+            libc::_exit(1);
         }
     }
 }

@@ -99,8 +99,9 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
 }
 
 /// Kills the process group `pgid` only if its leader is still the process that was recorded
-/// (same pid *and* same start time), so a recycled pid is never signalled. Returns whether a
-/// signal was sent.
+/// (same pid *and* same start time), so a recycled pid is never signalled. When the leader is
+/// gone, only its provable leftovers are killed (see [`kill_leaderless_members`]). Returns
+/// whether a signal was sent.
 pub(super) fn kill_group_if_same(pgid: u32, started: u64) -> bool {
     let Ok(raw) = i32::try_from(pgid) else {
         return false;
@@ -110,11 +111,63 @@ pub(super) fn kill_group_if_same(pgid: u32, started: u64) -> bool {
     if raw <= 1 || raw == own_group || pgid == std::process::id() {
         return false;
     }
-    if process_start_time(pgid) != Some(started) {
-        return false;
+    match process_start_time(pgid) {
+        // SAFETY: kill with a negative pid signals a process group; no memory is involved.
+        Some(t) if t == started => unsafe { libc::kill(-raw, libc::SIGKILL) == 0 },
+        Some(_) => false,
+        None => kill_leaderless_members(raw, started),
     }
-    // SAFETY: kill with a negative pid signals a process group; no memory is involved.
-    unsafe { libc::kill(-raw, libc::SIGKILL) == 0 }
+}
+
+/// A dispatched `claude` dies with the server that spawned it (PR_SET_PDEATHSIG), so after a
+/// crash the recorded leader is usually gone while its own children (MCP servers, shells) may
+/// still sit in its process group. The group id alone proves nothing once the leader is gone,
+/// so a member is killed only when it is in the group, started no earlier than the recorded
+/// leader, and carries the dispatch depth variable that every dispatched child inherits.
+fn kill_leaderless_members(pgid: i32, started: u64) -> bool {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return false;
+    };
+    let marker = format!("{}=", crate::claude::DEPTH_VAR);
+    let mut signalled = false;
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Some((group, start)) = group_and_start(pid) else {
+            continue;
+        };
+        if group != pgid || start < started {
+            continue;
+        }
+        let ours = fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+            env.split(|&b| b == 0)
+                .any(|kv| kv.starts_with(marker.as_bytes()))
+        });
+        // SAFETY: kill(2) on a single pid; no memory is involved.
+        if ours && unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+            signalled = true;
+        }
+    }
+    signalled
+}
+
+/// Process group and start time of a live (not zombie) process.
+fn group_and_start(pid: i32) -> Option<(i32, u64)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    let group = fields.nth(1)?.parse().ok()?;
+    // Start time is field 22; we consumed fields 3 to 5.
+    let start = fields.nth(16)?.parse().ok()?;
+    Some((group, start))
 }
 
 #[cfg(test)]
@@ -155,6 +208,56 @@ mod tests {
         drop(held);
         assert!(!lock_is_held(&p));
         let _ = fs::remove_dir_all(&d);
+    }
+
+    /// A shell in its own group that leaves a `sleep` behind in that group and exits; returns
+    /// (group, leader start time, sleep pid).
+    fn orphan_in_group(marked: bool) -> (u32, u64, i32) {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-c", "sleep 30 & echo $!; read _"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .process_group(0);
+        if marked {
+            cmd.env(crate::claude::DEPTH_VAR, "1");
+        } else {
+            cmd.env_remove(crate::claude::DEPTH_VAR);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let pgid = child.id();
+        let started = process_start_time(pgid).unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        drop(child.stdin.take());
+        child.wait().unwrap();
+        (pgid, started, line.trim().parse().unwrap())
+    }
+
+    #[test]
+    fn leaderless_group_loses_only_marked_members() {
+        let (pgid, started, sleeper) = orphan_in_group(true);
+        assert!(group_and_start(sleeper).is_some());
+        assert!(!kill_group_if_same(pgid, started + 1_000_000));
+        assert!(kill_group_if_same(pgid, started));
+        let gone = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            group_and_start(sleeper).is_none()
+        });
+        assert!(gone, "marked leftover survived");
+
+        let (pgid, started, sleeper) = orphan_in_group(false);
+        assert!(
+            !kill_group_if_same(pgid, started),
+            "unmarked process killed"
+        );
+        assert!(group_and_start(sleeper).is_some());
+        // SAFETY: cleaning up the sleep this test started.
+        unsafe { libc::kill(sleeper, libc::SIGKILL) };
     }
 
     #[test]
