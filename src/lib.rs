@@ -20,3 +20,5 @@ pub mod log;
 pub mod mcp;
 pub mod pyfmt;
 pub mod result;
+pub mod signals;
+pub mod text;

@@ -1051,3 +1051,22 @@ fn a_silent_run_sends_keep_alive_progress_to_a_tracking_client() {
         beats + 1
     );
 }
+
+#[test]
+fn odd_hand_written_agent_names_do_not_break_tools() {
+    let env = TestEnv::new("mcp-oddname");
+    let dir = env.project("odd");
+    env.write_config(&format!(
+        "agents:\n  \"a\\0b\":\n    directory: {}\n",
+        dir.display()
+    ));
+    let mut c = McpClient::ready(&env);
+    let items = json!([{"agent": "a\u{0}b", "task": "t"}]).to_string();
+    let id = c.request(
+        "tools/call",
+        json!({"name": "dispatch_parallel", "arguments": {"dispatches": items}, "_meta": {"progressToken": 1}}),
+    );
+    let (doc, is_error) = McpClient::tool_payload(&c.response(id));
+    assert!(!is_error, "{doc}");
+    assert_eq!(doc[0]["success"], true, "{doc}");
+}

@@ -287,7 +287,7 @@ fn gc_validates_and_keeps_live_jobs() {
         json!({"agent": "alpha", "task": "t", "return_ref": true}),
     );
     let (doc, _) = c.call("dispatch_gc", json!({"max_age_days": 1}));
-    assert_eq!(doc, json!({"purged": 0, "max_age_days": 1}));
+    assert_eq!(doc, json!({"purged": 0, "max_age_days": 1.0}));
     std::thread::sleep(Duration::from_millis(150));
     let (doc, _) = c.call("dispatch_gc", json!({"max_age_days": 0.000001}));
     assert_eq!(doc["purged"], 1);

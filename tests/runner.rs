@@ -578,3 +578,41 @@ fn resume_uses_resume_flag_and_keeps_the_session() {
     let argv = argv_of(&cwd_runs(&dir)[0]);
     assert_eq!(argv[4..], ["--resume", "sess-123"]);
 }
+
+#[test]
+fn ctrl_c_on_test_stops_the_child_group_and_exits_130() {
+    let (env, _dir) = world("ctrlc", "");
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let _ = std::fs::remove_file(&env.log);
+        let mut child = env
+            .cmd()
+            .args(["test", "proj", "hang"])
+            .env("FAKE_CLAUDE_STEP", r#"{"sleep": 60, "grandchild": true}"#)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while env.claude_runs().is_empty() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "child never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let run = env.claude_runs()[0].clone();
+        // SAFETY: kill(2) on our own child process.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(130), "signal {signal}");
+        for key in ["pid", "grandchild_pid"] {
+            let pid = run[key].as_i64().unwrap();
+            let gone = (0..100).any(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                !util::pid_alive(pid)
+            });
+            assert!(gone, "{key} {pid} outlived the interrupted test command");
+        }
+    }
+}

@@ -263,7 +263,12 @@ impl Attempt<'_> {
         if let Some(cb) = hooks.on_spawn.as_mut() {
             cb(child.pid());
         }
-        let deadline = Instant::now() + Duration::from_secs(self.timeout_secs);
+        // A timeout too large for the clock (a hand-written `timeout: 18446744073709551615`)
+        // means "no practical limit", not a panic.
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(Duration::from_secs(self.timeout_secs))
+            .unwrap_or_else(|| now + Duration::from_secs(u64::from(u32::MAX)));
         let mut last_result: Option<Map<String, Value>> = None;
         let on_progress = &mut hooks.on_progress;
         let mut on_line = |line: &[u8]| match output::parse_stream_line(line) {

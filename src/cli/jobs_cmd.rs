@@ -321,7 +321,7 @@ fn render_job(job: &Job, owned: bool) -> String {
     }
     if let Some(r) = &job.result {
         let size = r.result.chars().count();
-        let preview = jobs::model::cut_chars(&r.result, RESULT_PREVIEW_CHARS);
+        let preview = crate::text::first_chars(&r.result, RESULT_PREVIEW_CHARS);
         s.push_str(&format!(
             "\nResult ({}, {size} characters):\n",
             if r.success { "success" } else { "failure" }
@@ -396,7 +396,7 @@ fn indent(text: &str) -> String {
 /// The first line of `text`, cut to `n` characters with an ellipsis.
 fn one_line(text: &str, n: usize) -> String {
     let first = text.lines().next().unwrap_or("");
-    let cut = jobs::model::cut_chars(first, n);
+    let cut = crate::text::first_chars(first, n);
     if cut.len() < text.trim_end().len() {
         format!("{cut}…")
     } else {

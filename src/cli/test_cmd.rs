@@ -6,6 +6,7 @@ use std::io::Write;
 
 use super::output::{Color, color_wanted, paint};
 
+use crate::cancel::Cancel;
 use crate::claude::{self, DispatchRequest, Hooks, OutputMode};
 use crate::config::{self, Config};
 use crate::result::{DispatchResult, ErrorType};
@@ -24,10 +25,11 @@ Options:
   -h, --help   Show this message and exit.
 
 Exit codes:
-  0  the agent answered
-  1  the dispatch failed (the error and a diagnosis are printed), the agent is unknown, or
-     the config could not be loaded
-  2  usage error (unknown option, missing NAME, bad --timeout value)
+  0    the agent answered
+  1    the dispatch failed (the error and a diagnosis are printed), the agent is unknown, or
+       the config could not be loaded
+  2    usage error (unknown option, missing NAME, bad --timeout value)
+  130  interrupted (Ctrl-C, SIGTERM, SIGHUP): the claude process group was stopped first
 ";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,6 +133,20 @@ fn run(
     out.flush()?;
 
     let req = DispatchRequest::new(name, agent, config.settings.clone(), &args.task);
+    // Ctrl-C, a closed terminal or SIGTERM must stop the child's whole process group (it runs
+    // in its own group, so the terminal's signal never reaches it) rather than orphan it.
+    let interrupted = Cancel::new();
+    if let Some(signals) = crate::signals::install() {
+        let flag = interrupted.clone();
+        // Detached on purpose: it waits for a signal that may never come.
+        let _ = std::thread::Builder::new()
+            .name("test-signals".into())
+            .spawn(move || {
+                if signals.recv().is_ok() {
+                    flag.trip();
+                }
+            });
+    }
     let result = if args.stream {
         let mut on_progress = |line: &str| {
             // Written and flushed per line so a pipe sees progress while the child runs.
@@ -138,15 +154,28 @@ fn run(
             let _ = err.flush();
         };
         let hooks = Hooks {
+            cancel: Some(&interrupted),
             on_progress: Some(&mut on_progress),
             ..Hooks::default()
         };
         claude::run(&req, OutputMode::Stream, hooks)
     } else {
-        claude::run(&req, OutputMode::Json, Hooks::default())
+        let hooks = Hooks {
+            cancel: Some(&interrupted),
+            ..Hooks::default()
+        };
+        claude::run(&req, OutputMode::Json, hooks)
     };
-    report(name, &result, out, colour)
+    let code = report(name, &result, out, colour)?;
+    Ok(if interrupted.is_tripped() {
+        EXIT_INTERRUPTED
+    } else {
+        code
+    })
 }
+
+/// Exit code after Ctrl-C / SIGTERM / SIGHUP stopped the run (128 + SIGINT, as shells report).
+const EXIT_INTERRUPTED: i32 = 130;
 
 fn report(
     name: &str,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::result::DispatchResult;
+use crate::text::first_chars;
 
 /// Where a job is in its life. The last three are terminal: nothing moves a job out of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -151,14 +152,6 @@ pub fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The first `n` characters of `s` (never splits a code point).
-pub fn cut_chars(s: &str, n: usize) -> &str {
-    match s.char_indices().nth(n) {
-        Some((at, _)) => &s[..at],
-        None => s,
-    }
-}
-
 fn non_empty(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.is_empty())
 }
@@ -222,7 +215,7 @@ pub fn summary(job: &Job) -> Value {
     m.insert("status".into(), json!(job.status));
     m.insert(
         "task".into(),
-        json!(cut_chars(&job.task, SUMMARY_TASK_CHARS)),
+        json!(first_chars(&job.task, SUMMARY_TASK_CHARS)),
     );
     m.insert("created_at".into(), json!(job.created_at));
     if let Some(t) = job.started_at {
@@ -259,7 +252,7 @@ pub fn fetch_view(job: &Job, max_chars: i64) -> Value {
     if limit > 0 {
         let full_size = result.result.chars().count();
         if let (true, Value::Object(m)) = (full_size > limit, &mut v) {
-            m.insert("result".into(), json!(cut_chars(&result.result, limit)));
+            m.insert("result".into(), json!(first_chars(&result.result, limit)));
             m.insert("truncated".into(), json!(true));
             m.insert("full_size".into(), json!(full_size));
         }

@@ -16,12 +16,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::Error;
-use super::model::{Job, PROGRESS_LINE_CHARS, PROGRESS_LINES, cut_chars};
+use super::model::{Job, PROGRESS_LINE_CHARS, PROGRESS_LINES};
 use super::store::{JobStore, OwnershipGuard};
 use crate::cancel::Cancel;
 use crate::claude::Hooks;
 use crate::limiter::Limiter;
 use crate::result::{DispatchResult, ErrorType};
+use crate::text::first_chars;
 
 /// At most one progress write per this interval; the first line is written at once (SPEC §8.5).
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -167,7 +168,7 @@ impl Running<'_> {
     fn push(&self, line: &str) {
         let mut tail = self.tail();
         tail.lines
-            .push_back(cut_chars(line, PROGRESS_LINE_CHARS).to_string());
+            .push_back(first_chars(line, PROGRESS_LINE_CHARS).to_string());
         while tail.lines.len() > PROGRESS_LINES {
             tail.lines.pop_front();
         }

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use super::dispatch::first_chars;
 use super::{Args, ToolCtx, ToolError, ToolResult, apply_timeout_override};
 use crate::claude::{self, DispatchRequest, OutputMode};
 use crate::jobs::{self, JobStore, NewJob, Status};
 use crate::result::DispatchResult;
+use crate::text::first_chars;
 
 /// A job-store failure as a tool error: the message names the id or path.
 pub fn store_error(e: jobs::Error) -> ToolError {
@@ -231,10 +231,6 @@ pub fn fetch_result(ctx: &ToolCtx, args: &Args) -> ToolResult {
 }
 
 pub fn dispatch_gc(ctx: &ToolCtx, args: &Args) -> ToolResult {
-    let raw = args
-        .raw_value("max_age_days")
-        .cloned()
-        .unwrap_or(json!(7.0));
     let days = args.number("max_age_days")?;
     if days.is_nan() || days <= 0.0 {
         return Err(ToolError::new("max_age_days must be > 0"));
@@ -245,8 +241,11 @@ pub fn dispatch_gc(ctx: &ToolCtx, args: &Args) -> ToolResult {
     }
     let store = ctx.server.jobs()?;
     let purged = store.gc(secs).map_err(store_error)?;
-    ctx.log(&format!("Purged {purged} terminal jobs older than {days}d"));
-    Ok(json!({ "purged": purged, "max_age_days": raw }))
+    ctx.log(&format!(
+        "Purged {purged} terminal jobs older than {}d",
+        crate::pyfmt::float(days)
+    ));
+    Ok(json!({ "purged": purged, "max_age_days": days }))
 }
 
 #[cfg(test)]

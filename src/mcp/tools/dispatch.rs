@@ -15,14 +15,7 @@ use crate::cache::CacheKey;
 use crate::claude::{self, DispatchRequest, Hooks, OutputMode};
 use crate::config::{AgentConfig, Config, Settings};
 use crate::result::{DispatchResult, ErrorType};
-
-/// The first `n` characters (not bytes) of `s`.
-pub fn first_chars(s: &str, n: usize) -> &str {
-    match s.char_indices().nth(n) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
+use crate::text::first_chars;
 
 /// The text fields of one dispatch as the caller gave them (`""` already turned into `None`).
 #[derive(Clone, Debug, Default)]
@@ -126,7 +119,12 @@ fn run_agent<'a>(
         on_progress,
         on_spawn: None,
     };
-    if !ctx.has_progress_token() {
+    // One keep-alive ticker per request is enough (parallel items share the request).
+    if !ctx.has_progress_token()
+        || ctx
+            .heartbeat_taken
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
         return claude::run(req, mode, hooks);
     }
     // A client that asked for progress resets its request timeout on each notification
@@ -137,7 +135,7 @@ fn run_agent<'a>(
         let started = std::time::Instant::now();
         let agent = req.agent_name.as_str();
         let ticker = std::thread::Builder::new()
-            .name(format!("heartbeat-{agent}"))
+            .name("dispatch-heartbeat".into())
             .spawn_scoped(scope, move || {
                 while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
                     done_rx.recv_timeout(every)
@@ -153,6 +151,8 @@ fn run_agent<'a>(
         if let Ok(t) = ticker {
             let _ = t.join();
         }
+        ctx.heartbeat_taken
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         result
     })
 }
@@ -207,12 +207,35 @@ pub fn dispatch(ctx: &ToolCtx, args: &Args) -> ToolResult {
     let agent = ctx.agent(&config, &name)?;
     let (result, cached) = cached_or_run(ctx, &config, &name, agent, &ask, timeout_seconds);
     // SPEC §12 item 16: return_ref is honoured on a cache hit too.
-    let out = if return_ref {
-        ask.store_ref(ctx, &result, summary_chars)?
-    } else {
-        result.to_json()
+    Ok(respond(
+        ctx,
+        &ask,
+        &result,
+        cached,
+        return_ref.then_some(summary_chars),
+    ))
+}
+
+/// The response for one dispatch: the result, or its reference payload when `ref_summary` is
+/// given, marked `cached` on a hit. A result that could not be stored as a ref is returned
+/// whole with `ref_error`: the run happened and was paid for, so it is never thrown away.
+fn respond(
+    ctx: &ToolCtx,
+    ask: &Ask,
+    result: &DispatchResult,
+    cached: bool,
+    ref_summary: Option<usize>,
+) -> Value {
+    let out = match ref_summary.map(|chars| ask.store_ref(ctx, result, chars)) {
+        Some(Ok(payload)) => payload,
+        Some(Err(e)) => {
+            let mut full = result.to_json();
+            full["ref_error"] = json!(e.message);
+            full
+        }
+        None => result.to_json(),
     };
-    Ok(if cached { with_cached_flag(out) } else { out })
+    if cached { with_cached_flag(out) } else { out }
 }
 
 pub fn dispatch_session(ctx: &ToolCtx, args: &Args) -> ToolResult {
@@ -404,20 +427,13 @@ fn run_item(ctx: &ToolCtx, config: &Config, item: &Item) -> Value {
         &item.ask,
         item.timeout_seconds,
     );
-    let out = if item.return_ref {
-        match item.ask.store_ref(ctx, &result, item.summary_chars) {
-            Ok(payload) => payload,
-            Err(e) => {
-                // The run happened; without a ref the caller still gets the whole result.
-                let mut full = result.to_json();
-                full["ref_error"] = json!(e.message);
-                full
-            }
-        }
-    } else {
-        result.to_json()
-    };
-    if cached { with_cached_flag(out) } else { out }
+    respond(
+        ctx,
+        &item.ask,
+        &result,
+        cached,
+        item.return_ref.then_some(item.summary_chars),
+    )
 }
 
 const AGGREGATE_TASK: &str = "Synthesize the results below into a single coherent answer. Highlight key findings, \
@@ -470,7 +486,7 @@ pub fn dispatch_parallel(ctx: &ToolCtx, args: &Args) -> ToolResult {
             .map(|item| {
                 let config = &config;
                 std::thread::Builder::new()
-                    .name(format!("parallel-{}", item.agent_name))
+                    .name("dispatch-parallel-item".into())
                     .spawn_scoped(scope, move || {
                         catch_unwind(AssertUnwindSafe(|| run_item(ctx, config, item)))
                     })
@@ -640,13 +656,6 @@ pub fn dispatch_dialogue(ctx: &ToolCtx, args: &Args) -> ToolResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn first_chars_counts_characters() {
-        assert_eq!(first_chars("héllo", 2), "hé");
-        assert_eq!(first_chars("hi", 80), "hi");
-        assert_eq!(first_chars("", 3), "");
-    }
 
     #[test]
     fn py_int_follows_python_int() {

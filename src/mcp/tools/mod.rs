@@ -9,7 +9,7 @@ mod dispatch;
 mod manage;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use crate::config::{self, AgentConfig, Config};
 use crate::jobs::JobStore;
 use crate::limiter::Limiter;
 use crate::log;
+use crate::text::json_type;
 
 /// State shared by every call of one server process.
 pub struct Server {
@@ -196,7 +197,12 @@ pub struct ToolCtx {
     pub cancel: Cancel,
     out: Sender<Outgoing>,
     progress_token: Option<Value>,
-    progress: AtomicU64,
+    /// The last progress number sent. Numbering and sending happen under this lock so that
+    /// notifications from several threads (stream lines, keep-alives, parallel items) reach the
+    /// client in increasing order, as MCP requires.
+    progress: Mutex<u64>,
+    /// Set while one of this request's runs sends keep-alives, so parallel items share one.
+    pub heartbeat_taken: std::sync::atomic::AtomicBool,
 }
 
 impl ToolCtx {
@@ -211,7 +217,8 @@ impl ToolCtx {
             cancel,
             out,
             progress_token,
-            progress: AtomicU64::new(0),
+            progress: Mutex::new(0),
+            heartbeat_taken: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -241,10 +248,11 @@ impl ToolCtx {
     /// A `notifications/progress` only (no log line): keep-alives that carry no news.
     pub fn progress_only(&self, message: &str) {
         if let Some(token) = &self.progress_token {
-            let n = self.progress.fetch_add(1, Ordering::SeqCst) + 1;
+            let mut last = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+            *last += 1;
             let _ = self.out.send(Outgoing::Notification {
                 method: "notifications/progress",
-                params: json!({"progressToken": token, "progress": n, "message": message}),
+                params: json!({"progressToken": token, "progress": *last, "message": message}),
             });
         }
     }
@@ -430,13 +438,8 @@ impl<'a> Args<'a> {
             .unwrap_or(&MISSING)
     }
 
-    /// The argument as given (for echoing back), `null` treated as absent.
-    pub fn raw_value(&self, name: &str) -> Option<&'a Value> {
-        self.value(name)
-    }
-
-    /// The argument, treating `null` as absent.
-    fn value(&self, name: &str) -> Option<&'a Value> {
+    /// The argument as given, treating `null` as absent.
+    pub fn value(&self, name: &str) -> Option<&'a Value> {
         self.raw.get(name).filter(|v| !v.is_null())
     }
 
@@ -505,17 +508,6 @@ impl<'a> Args<'a> {
             None => Ok(default),
             Some(v) => bool_of(v).ok_or_else(|| Self::type_error(name, "a boolean", v)),
         }
-    }
-}
-
-pub fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }
 
