@@ -4,7 +4,7 @@ CARGO ?= cargo
 HOST := $(shell rustc -vV | sed -n 's/^host: //p')
 STATIC_BIN := target/$(HOST)/release/agent-dispatch
 
-.PHONY: build install static test test-faults test-client lint demo bench
+.PHONY: build install static test test-faults test-client lint demo bench bench-compare
 
 build:
 	$(CARGO) build --release
@@ -50,6 +50,28 @@ demo:
 	$(CARGO) build
 	./scripts/demo.sh target/debug/agent-dispatch
 
-# Dispatch overhead against a bare spawn of the fake claude; results go in BENCHMARKS.md.
+# Benchmarks through the MCP interface with the fake claude as the child; results go in
+# BENCHMARKS.md. `BENCH_ONLY=<figure id>` runs one figure (ids: benches/bench/workloads.rs).
 bench:
-	$(CARGO) bench --bench bench
+	$(CARGO) build --release
+	BENCH_SERVERS=ours $(CARGO) bench --bench bench
+
+# The same workloads against the Python reference in one run: 0.6.0 (the SPEC's target; it was
+# released against mcp 1.27 and does not start with mcp 2.x) and 0.16.0 (what a user installs
+# today; it declares mcp[cli]<2, and 1.30.0 is the newest 1.x). One virtualenv each under target/.
+REF_06 := target/ref-0.6.0
+REF_16 := target/ref-0.16.0
+
+$(REF_06)/.installed:
+	python3 -m venv $(REF_06)
+	$(REF_06)/bin/pip install --quiet --disable-pip-version-check 'agent-dispatch==0.6.0' 'mcp[cli]==1.27.0'
+	touch $@
+
+$(REF_16)/.installed:
+	python3 -m venv $(REF_16)
+	$(REF_16)/bin/pip install --quiet --disable-pip-version-check 'agent-dispatch==0.16.0' 'mcp[cli]==1.30.0'
+	touch $@
+
+bench-compare: $(REF_06)/.installed $(REF_16)/.installed
+	$(CARGO) build --release
+	BENCH_SERVERS=ours,ref-0.6.0,ref-0.16.0 $(CARGO) bench --bench bench
