@@ -9,6 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use util::{Out, TestEnv, run};
 
@@ -618,6 +619,65 @@ fn doctor_reports_and_exits_by_issues() {
     assert!(out.stdout.contains("[FAIL] claude CLI not found on PATH"));
     assert!(out.stdout.contains("[WARN] Skipped (claude CLI missing)"));
     assert!(out.stdout.contains("2 issues"), "{}", out.stdout);
+}
+
+/// The grandchild the fake `claude mcp …` left holding its stdout, and whether it still runs.
+fn grandchild_alive(env: &TestEnv) -> bool {
+    let runs = env.claude_runs();
+    let pid = runs.last().unwrap()["grandchild_pid"].as_i64().unwrap();
+    util::pid_alive(pid)
+}
+
+#[test]
+fn doctor_and_init_do_not_wait_for_a_grandchild_holding_stdout() {
+    let env = TestEnv::new("host-linger");
+    link_self_into_path(&env);
+    let run_with = |args: &[&str], extra: &[(&str, &str)]| {
+        let mut c = env.cmd();
+        c.env("PATH", minimal_path(&env))
+            .env("FAKE_CLAUDE_MCP_GRANDCHILD", "8")
+            .args(args);
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        let start = std::time::Instant::now();
+        let out = run(&mut c);
+        (out, start.elapsed())
+    };
+
+    // The timeout holds even while the leftover keeps the pipe open.
+    let (out, took) = run_with(&["doctor"], &[("AGENT_DISPATCH_MCP_LIST_TIMEOUT", "1")]);
+    assert!(took < Duration::from_secs(4), "doctor took {took:?}");
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("[WARN] Could not check MCP registration: claude mcp list timed out"),
+        "{}",
+        out.stdout
+    );
+    assert!(!grandchild_alive(&env));
+
+    // With time to spare, the answer the leader gave counts and the leftover is cleared.
+    let (out, took) = run_with(&["doctor"], &[("AGENT_DISPATCH_MCP_LIST_TIMEOUT", "30")]);
+    assert!(took < Duration::from_secs(5), "doctor took {took:?}");
+    assert!(
+        out.stdout
+            .contains("[OK] agent-dispatch is registered with Claude Code"),
+        "{}",
+        out.stdout
+    );
+    assert!(!grandchild_alive(&env));
+
+    let (out, took) = run_with(&["init"], &[]);
+    assert!(took < Duration::from_secs(5), "init took {took:?}");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("Registered MCP server with Claude Code (user scope)."),
+        "{}",
+        out.stdout
+    );
+    assert!(!grandchild_alive(&env));
 }
 
 #[test]

@@ -2,7 +2,6 @@
 //! registration and every agent directory. `[WARN]` lines count warnings, `[FAIL]` lines count
 //! issues; the exit code is 1 exactly when there is an issue.
 
-use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
 use std::time::Duration;
@@ -192,9 +191,9 @@ fn check_config(r: &mut Report, path: &Path) -> io::Result<Option<Config>> {
 }
 
 fn check_registration(r: &mut Report, claude: &Path) -> io::Result<()> {
-    let args = [OsStr::new("mcp"), OsStr::new("list")];
+    let args = ["mcp".to_string(), "list".to_string()];
     match host::run_captured(claude, &args, mcp_list_timeout()) {
-        Ok(c) if c.status.success() && lists_agent_dispatch(&c.stdout) => {
+        Ok(c) if c.success() && lists_agent_dispatch(&c.stdout) => {
             r.ok("agent-dispatch is registered with Claude Code")
         }
         Ok(_) => {

@@ -1,18 +1,14 @@
 //! The few outside programs the CLI touches (`claude mcp …`): finding an executable on PATH and
-//! running one with captured output and a deadline. The child gets its own process group so a
-//! timeout can kill anything it started too; stdout and stderr are drained on their own threads
-//! so a chatty child cannot block on a full pipe.
+//! running one with captured output and a deadline. Running is `claude::process::Supervised`'s
+//! job (own process group, both pipes drained, group killed on timeout, leftovers holding the
+//! pipes cleared), so the deadline covers the whole run, not just the direct child's life.
 
-use std::ffi::OsStr;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use wait_timeout::ChildExt;
+use crate::claude::process::{ChildSpec, Outcome, StdoutMode, Supervised};
 
 /// The first executable regular file called `name` in `$PATH`, made absolute.
 pub fn find_on_path(name: &str) -> Option<PathBuf> {
@@ -28,11 +24,18 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// A finished child's exit status and lossily decoded output.
+/// A finished child's exit code (minus the signal number if one killed it) and lossily decoded
+/// output (stderr: its tail).
 pub struct Captured {
-    pub status: ExitStatus,
+    pub code: i32,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl Captured {
+    pub fn success(&self) -> bool {
+        self.code == 0
+    }
 }
 
 #[derive(Debug)]
@@ -50,57 +53,30 @@ impl std::fmt::Display for RunError {
     }
 }
 
-fn drain(mut pipe: impl Read + Send + 'static, name: &str) -> Option<thread::JoinHandle<Vec<u8>>> {
-    thread::Builder::new()
-        .name(name.to_string())
-        .spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            buf
-        })
-        .ok()
-}
-
-fn collect(handle: Option<thread::JoinHandle<Vec<u8>>>) -> String {
-    let bytes = handle.and_then(|h| h.join().ok()).unwrap_or_default();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-/// Runs `program args…` with stdin closed, waiting at most `timeout`.
+/// Runs `program args…` in the current directory with stdin closed. Returns within about
+/// `timeout` (plus the kill grace) even when something the child started keeps its pipes open.
 pub fn run_captured(
     program: &Path,
-    args: &[&OsStr],
+    args: &[String],
     timeout: Duration,
 ) -> Result<Captured, RunError> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(RunError::Spawn)?;
-    let out = child.stdout.take().and_then(|p| drain(p, "host-stdout"));
-    let err = child.stderr.take().and_then(|p| drain(p, "host-stderr"));
-    let status = match child.wait_timeout(timeout) {
-        Ok(Some(status)) => status,
-        Ok(None) | Err(_) => {
-            if let Ok(pid) = i32::try_from(child.id()) {
-                // SAFETY: kill(2) with a negative pid signals the child's own process group.
-                unsafe { libc::kill(-pid, libc::SIGKILL) };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            // The group is dead, so the pipes close and the readers end; join them anyway.
-            let _ = (collect(out), collect(err));
-            return Err(RunError::TimedOut(timeout));
-        }
+    let deadline = Instant::now() + timeout;
+    let spec = ChildSpec {
+        program,
+        args,
+        cwd: Path::new("."),
+        env: &[],
     };
-    Ok(Captured {
-        status,
-        stdout: collect(out),
-        stderr: collect(err),
-    })
+    let child = Supervised::spawn(&spec, StdoutMode::Whole).map_err(RunError::Spawn)?;
+    let finished = child.wait(deadline, None, &mut |_| {});
+    match finished.outcome {
+        Outcome::Exited => Ok(Captured {
+            code: finished.code,
+            stdout: String::from_utf8_lossy(&finished.stdout).into_owned(),
+            stderr: finished.stderr,
+        }),
+        Outcome::TimedOut | Outcome::Cancelled => Err(RunError::TimedOut(timeout)),
+    }
 }
 
 #[cfg(test)]
@@ -112,20 +88,18 @@ mod tests {
         let sh = Path::new("/bin/sh");
         let c = run_captured(
             sh,
-            &[
-                OsStr::new("-c"),
-                OsStr::new("echo out; echo err >&2; exit 3"),
-            ],
+            &["-c".into(), "echo out; echo err >&2; exit 3".into()],
             Duration::from_secs(10),
         )
         .unwrap();
-        assert_eq!(c.status.code(), Some(3));
+        assert_eq!(c.code, 3);
+        assert!(!c.success());
         assert_eq!(c.stdout, "out\n");
         assert_eq!(c.stderr, "err\n");
         let start = std::time::Instant::now();
         let e = run_captured(
             sh,
-            &[OsStr::new("-c"), OsStr::new("sleep 5 & sleep 5")],
+            &["-c".into(), "sleep 5 & sleep 5".into()],
             Duration::from_millis(200),
         );
         assert!(matches!(e, Err(RunError::TimedOut(_))));
@@ -134,6 +108,22 @@ mod tests {
             run_captured(Path::new("/nonexistent/x"), &[], Duration::from_secs(1)),
             Err(RunError::Spawn(_))
         ));
+    }
+
+    #[test]
+    fn a_leftover_holding_stdout_cannot_stretch_the_deadline() {
+        let start = std::time::Instant::now();
+        let e = run_captured(
+            Path::new("/bin/sh"),
+            &["-c".into(), "sleep 8 & echo ok".into()],
+            Duration::from_millis(500),
+        );
+        assert!(matches!(e, Err(RunError::TimedOut(_))));
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! config step is a printed warning with exit 0, as in the reference: the user can always
 //! register by hand with the JSON shown.
 
-use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
 use std::time::Duration;
@@ -63,15 +62,16 @@ pub fn run(io: &mut Io) -> io::Result<u8> {
     };
     let json = server_json(&exe);
     let args = [
-        OsStr::new("mcp"),
-        OsStr::new("add-json"),
-        OsStr::new("agent-dispatch"),
-        OsStr::new(&json),
-        OsStr::new("--scope"),
-        OsStr::new("user"),
-    ];
+        "mcp",
+        "add-json",
+        "agent-dispatch",
+        &json,
+        "--scope",
+        "user",
+    ]
+    .map(String::from);
     let failure = match host::run_captured(&claude, &args, REGISTER_TIMEOUT) {
-        Ok(c) if c.status.success() => None,
+        Ok(c) if c.success() => None,
         Ok(c) => Some(c.stderr.trim().to_string()),
         Err(e @ RunError::TimedOut(_)) => Some(format!("claude mcp add-json {e}")),
         Err(e) => Some(e.to_string()),

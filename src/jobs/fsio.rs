@@ -4,9 +4,10 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use fs2::FileExt;
 
@@ -49,16 +50,74 @@ pub(super) fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     written
 }
 
+/// How often `create_locked` starts over because its new file was swept before it was locked.
+const CREATE_ATTEMPTS: usize = 8;
+/// How long `create_locked` waits out probes that hold its brand-new lock for an instant.
+const PROBE_PATIENCE: Duration = Duration::from_secs(2);
+
 /// Creates a new lock file 0600 and locks it exclusively. `create_new` because a job's
 /// ownership lock must be a file nobody else can already hold.
+///
+/// Between the create and the lock the file is unlocked, so a sweep may remove it (under its
+/// own lock, see [`remove_if_unheld`]); locking that unlinked inode would look to every other
+/// process like no owner at all. So once locked, the path must still name our inode, else we
+/// start over with a fresh file. And since probes lock the file for an instant, a busy lock is
+/// waited out briefly rather than failing the create.
 pub(super) fn create_locked(path: &Path) -> io::Result<File> {
-    let f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.try_lock_exclusive()?;
-    Ok(f)
+    for _ in 0..CREATE_ATTEMPTS {
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        #[cfg(test)]
+        run_before_lock_hook(path);
+        lock_past_probes(&f)?;
+        if names(path, &f)? {
+            return Ok(f);
+        }
+    }
+    Err(io::Error::other(format!(
+        "lock file {} was removed each time it was created",
+        path.display()
+    )))
+}
+
+fn lock_past_probes(f: &File) -> io::Result<()> {
+    let give_up = Instant::now() + PROBE_PATIENCE;
+    loop {
+        match f.try_lock_exclusive() {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < give_up => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether `path` (not following a symlink) is the very inode `f` has open.
+fn names(path: &Path, f: &File) -> io::Result<bool> {
+    let ours = f.metadata()?;
+    match fs::symlink_metadata(path) {
+        Ok(m) => Ok(m.dev() == ours.dev() && m.ino() == ours.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes the lock file at `path` if nobody holds it; returns whether it did. The unlink
+/// happens while this probe holds the lock, and only if the path still names the inode it
+/// locked: a creator that opened the file but has not locked it yet then finds it gone once it
+/// can lock, and makes a fresh one ([`create_locked`]); an owner's lock is never removed.
+pub(super) fn remove_if_unheld(path: &Path) -> bool {
+    let Ok(f) = OpenOptions::new().read(true).open(path) else {
+        return false;
+    };
+    if f.try_lock_exclusive().is_err() {
+        return false;
+    }
+    names(path, &f).unwrap_or(false) && fs::remove_file(path).is_ok()
 }
 
 /// Opens (creating it if needed) and blocks on an exclusive lock of `path`.
@@ -171,6 +230,24 @@ fn group_and_start(pid: i32) -> Option<(i32, u64)> {
 }
 
 #[cfg(test)]
+pub(super) type Hook = Box<dyn FnOnce(&Path)>;
+
+#[cfg(test)]
+thread_local! {
+    /// Runs once, on this thread, between `create_locked`'s create and its lock: lets tests put
+    /// a concurrent probe or sweep exactly into that window.
+    pub(super) static BEFORE_LOCK: std::cell::RefCell<Option<Hook>> =
+        std::cell::RefCell::new(None);
+}
+
+#[cfg(test)]
+fn run_before_lock_hook(path: &Path) {
+    if let Some(hook) = BEFORE_LOCK.with(|h| h.borrow_mut().take()) {
+        hook(path);
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -207,6 +284,29 @@ mod tests {
         assert!(create_locked(&p).is_err());
         drop(held);
         assert!(!lock_is_held(&p));
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn removal_only_of_an_unheld_lock_and_a_swept_creator_starts_over() {
+        let d = scratch("remove");
+        let p = d.join("b.lock");
+        assert!(!remove_if_unheld(&p));
+        let held = create_locked(&p).unwrap();
+        assert!(!remove_if_unheld(&p), "a held lock is never removed");
+        assert!(p.exists());
+        drop(held);
+        assert!(remove_if_unheld(&p));
+        assert!(!p.exists());
+
+        // The sweep wins the window between create and lock: the creator must not keep the
+        // unlinked inode.
+        BEFORE_LOCK.with(|h| {
+            *h.borrow_mut() = Some(Box::new(|path: &Path| assert!(remove_if_unheld(path))))
+        });
+        let f = create_locked(&p).unwrap();
+        assert!(names(&p, &f).unwrap());
+        assert!(lock_is_held(&p));
         let _ = fs::remove_dir_all(&d);
     }
 

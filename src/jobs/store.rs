@@ -8,6 +8,9 @@
 //!   job is never resurrected and a cancel is never overwritten by a late finish.
 //! - Ownership is a lock, not a guess: whoever runs a job holds `<id>.lock` from before the job
 //!   file exists until after its terminal write. A non-terminal job nobody holds is abandoned.
+//!   A lock file is only ever unlinked by someone holding its lock (`fsio::remove_if_unheld`,
+//!   or the owner on release), and a creator checks after locking that its file is still the
+//!   one at the path, so a sweep can never leave a live job holding an unlinked lock.
 //!
 //! In-process bookkeeping (which jobs this process runs, and a condition variable that wakes
 //! `wait` the instant a local transition makes a job terminal) lives here too. Running a job is
@@ -454,7 +457,7 @@ impl JobStore {
         }
         if orphan {
             kill_orphan(&job);
-            let _ = fs::remove_file(self.lock_path(id));
+            fsio::remove_if_unheld(&self.lock_path(id));
         }
         self.notify();
         Ok(outcome)
@@ -569,8 +572,10 @@ impl JobStore {
                     continue;
                 }
                 let live_job = matches!(self.get(id), Ok(Some(j)) if !j.status.is_terminal());
-                if !live_job && !self.running_here(id) && !fsio::lock_is_held(&entry.path()) {
-                    let _ = fs::remove_file(entry.path());
+                if !live_job && !self.running_here(id) {
+                    // Probe-and-unlink in one step under the lock: a check followed by a plain
+                    // unlink could remove the file a creator is just about to lock.
+                    fsio::remove_if_unheld(&entry.path());
                 }
             }
         }
@@ -623,7 +628,7 @@ impl JobStore {
             self.write(&job)?;
             drop(lock);
             kill_orphan(&job);
-            let _ = fs::remove_file(self.lock_path(id));
+            fsio::remove_if_unheld(&self.lock_path(id));
             recovered += 1;
         }
         if recovered > 0 {
@@ -910,6 +915,57 @@ mod tests {
             fresh_tmp.exists(),
             "a temp file may belong to a write in progress"
         );
+    }
+
+    /// The job file a `create` on this thread is about to make, once its lock file exists.
+    fn in_create_window(hook: impl FnOnce(&Path) + 'static) {
+        fsio::BEFORE_LOCK.with(|h| *h.borrow_mut() = Some(Box::new(hook)));
+    }
+
+    #[test]
+    fn a_sweep_between_create_and_lock_cannot_orphan_a_live_job() {
+        let d = Dir::new("sweep-race");
+        let store = JobStore::open(&d.0).unwrap();
+        // Another process's gc (its own registry) sweeps while the lock file is new and unlocked.
+        let other = JobStore::open(&d.0).unwrap();
+        let sweeper = other.clone();
+        in_create_window(move |_| sweeper.sweep_leftovers());
+        let (live, _guard) = store.create(new_job("live")).unwrap();
+        store.mark_running(&live.id).unwrap();
+        assert!(
+            other.owned(&live.id).unwrap(),
+            "the live job's lock must be the file at its path"
+        );
+        assert_eq!(other.recover_abandoned().unwrap(), 0);
+        assert_eq!(
+            store.get(&live.id).unwrap().unwrap().status,
+            Status::Running
+        );
+        assert_eq!(
+            other.cancel(&live.id).unwrap(),
+            CancelOutcome::CancelledRunning
+        );
+        assert!(
+            store.lock_path(&live.id).exists(),
+            "a cancel from outside leaves the owner's lock to the owner"
+        );
+    }
+
+    #[test]
+    fn a_probe_holding_the_new_lock_for_a_moment_does_not_fail_create() {
+        let d = Dir::new("probe-race");
+        let store = JobStore::open(&d.0).unwrap();
+        // `lock_is_held` briefly takes the lock it probes; a create must wait that out.
+        in_create_window(|path| {
+            let f = fs::File::open(path).unwrap();
+            fs2::FileExt::try_lock_exclusive(&f).unwrap();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                drop(f);
+            });
+        });
+        let (job, _guard) = store.create(new_job("x")).unwrap();
+        assert!(JobStore::open(&d.0).unwrap().owned(&job.id).unwrap());
     }
 
     #[test]
