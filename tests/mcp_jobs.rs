@@ -445,3 +445,37 @@ fn a_long_wait_keeps_a_progress_tracking_client_alive() {
         .count();
     assert!(beats >= 1, "{:?}", c.notifications);
 }
+
+#[test]
+fn retention_purges_old_finished_jobs_at_start_and_keeps_the_rest() {
+    let env = TestEnv::new("jobs-retention");
+    agents(&env, "settings:\n  job_retention_days: 2\n");
+    let mut c = McpClient::ready(&env);
+    let (old, _) = c.call(
+        "dispatch",
+        json!({"agent": "alpha", "task": "old", "return_ref": true}),
+    );
+    let (fresh, _) = c.call(
+        "dispatch",
+        json!({"agent": "alpha", "task": "fresh", "return_ref": true}),
+    );
+    drop(c);
+    let jobs_dir = env.config.parent().unwrap().join("jobs");
+    let old_path = jobs_dir.join(format!("{}.json", old["ref"].as_str().unwrap()));
+    let mut job: Value =
+        serde_json::from_str(&std::fs::read_to_string(&old_path).unwrap()).unwrap();
+    let three_days_ago = job["completed_at"].as_f64().unwrap() - 3.0 * 86_400.0;
+    for key in ["created_at", "started_at", "completed_at"] {
+        job[key] = json!(three_days_ago);
+    }
+    std::fs::write(&old_path, serde_json::to_vec_pretty(&job).unwrap()).unwrap();
+
+    let mut c = McpClient::ready(&env);
+    let (doc, _) = c.call("fetch_result", json!({"ref": old["ref"]}));
+    assert!(
+        doc["error"].as_str().unwrap().starts_with("Ref not found"),
+        "{doc}"
+    );
+    let (doc, _) = c.call("fetch_result", json!({"ref": fresh["ref"]}));
+    assert_eq!(doc["success"], true, "{doc}");
+}
