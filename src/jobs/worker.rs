@@ -312,43 +312,52 @@ mod tests {
         let d = Dir::new("progress");
         let store = JobStore::open(&d.0).unwrap();
         let (job, owner) = store.create(new_job()).unwrap();
+        let saw_first = AtomicBool::new(false);
         let release = AtomicBool::new(false);
+        let wait_for = |flag: &AtomicBool| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !flag.load(Ordering::SeqCst) && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(5));
+            }
+        };
         thread::scope(|s| {
             let worker = s.spawn(|| {
                 run_job(owner, &Limiter::new(1), &Cancel::new(), |mut hooks| {
                     let progress = hooks.on_progress.as_mut().unwrap();
                     progress("first");
+                    // "second" comes only after the test saw "first" on disk, so the order the
+                    // test observes does not depend on how fast this machine is.
+                    wait_for(&saw_first);
                     progress("second");
-                    while !release.load(Ordering::SeqCst) {
-                        thread::sleep(Duration::from_millis(5));
-                    }
+                    wait_for(&release);
                     success()
                 })
             });
-            wait_status(&store, &job.id, Status::Running);
-            // The first line at once; "second" came within the second, so the watcher writes it
-            // once the interval has passed even though the child went quiet.
+            let read = || {
+                store
+                    .get(&job.id)
+                    .unwrap()
+                    .unwrap()
+                    .progress
+                    .unwrap_or_default()
+            };
+            // The first line is written at once, without waiting for the 1 s interval.
+            let deadline = Instant::now() + Duration::from_millis(900);
+            while read().is_empty() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(read(), vec!["first".to_string()]);
+            saw_first.store(true, Ordering::SeqCst);
+            // "second" arrived within the interval; the watcher writes it once the interval has
+            // passed even though the child went quiet.
             let deadline = Instant::now() + Duration::from_secs(5);
-            let mut seen = Vec::new();
-            while Instant::now() < deadline {
-                let j = store.get(&job.id).unwrap().unwrap();
-                let p = j.progress.unwrap_or_default();
-                if !p.is_empty() && seen.last() != Some(&p) {
-                    seen.push(p.clone());
-                }
-                if p.len() == 2 {
-                    break;
-                }
+            while read().len() < 2 && Instant::now() < deadline {
                 thread::sleep(Duration::from_millis(10));
             }
-            release.store(true, Ordering::SeqCst);
-            assert_eq!(seen.first().unwrap(), &vec!["first".to_string()]);
-            assert_eq!(
-                seen.last().unwrap(),
-                &vec!["first".to_string(), "second".to_string()]
-            );
+            assert_eq!(read(), vec!["first".to_string(), "second".to_string()]);
             let summary = crate::jobs::summary(&store.get(&job.id).unwrap().unwrap());
             assert_eq!(summary["last_progress"], "second");
+            release.store(true, Ordering::SeqCst);
             let done = worker.join().unwrap().unwrap().unwrap();
             assert_eq!(done.status, Status::Done);
         });
