@@ -27,6 +27,16 @@ fn client(env: &TestEnv, step: Value) -> McpClient {
     c
 }
 
+/// Serialises the load-heavy test with the latency-sensitive one: tests in one binary run in
+/// parallel, and 200 jobs on a 2-core machine would otherwise distort a latency measurement.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
     while Instant::now() < end {
@@ -100,6 +110,7 @@ fn async_flow_shows_progress_and_wait_returns_when_the_job_ends() {
 
 #[test]
 fn wait_wakes_at_once_not_on_a_polling_tick() {
+    let _alone = exclusive();
     let env = TestEnv::new("jobs-wake");
     agents(&env, "");
     let mut c = client(&env, json!({"sleep": 1.0}));
@@ -363,6 +374,7 @@ fn a_killed_server_leaves_jobs_that_the_next_server_fails_while_live_ones_are_un
 
 #[test]
 fn two_servers_and_the_cli_share_one_job_store() {
+    let _alone = exclusive();
     let env = TestEnv::new("jobs-hammer");
     agents(&env, "settings:\n  max_concurrency: 6\n");
     let step = json!({"sleep": 0.05, "progress": ["working"]});
