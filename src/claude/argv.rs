@@ -1,10 +1,11 @@
 //! The prompt text (SPEC §5.2) and the `claude` argument vector (SPEC §5.3), including the
-//! argument-injection guard and the Python-style rendering of floats (SPEC §0). Nothing here
+//! argument-injection guard. Floats are rendered by `pyfmt::float` (SPEC §0). Nothing here
 //! touches the environment or spawns anything; `claude::run` decides paths, ids and depth.
 
 use std::fmt;
 
 use crate::config::{AgentConfig, Settings};
+use crate::pyfmt;
 
 /// Appended when `response_format` is exactly `"json"` (SPEC §5.2).
 pub const JSON_FOOTER: &str = "\n\n## Response format\nRespond with a single valid JSON value (object, array, or scalar) and nothing else. Do not wrap the JSON in markdown code fences. Do not add any explanatory text before or after. If you cannot satisfy this, respond with {\"error\": \"<reason>\"}.";
@@ -170,11 +171,11 @@ pub fn build_args(
     let budget_text = match budget {
         Some(b) if !b.is_finite() => {
             return Err(ArgvError::NonFiniteBudget {
-                value: python_float(b),
+                value: pyfmt::float(b),
             });
         }
         Some(b) => {
-            let text = python_float(b);
+            let text = pyfmt::float(b);
             refuse_flag("max_budget_usd", &text)?;
             Some(text)
         }
@@ -260,51 +261,6 @@ pub fn prompt_value(prompt: &str) -> String {
         format!(" {prompt}")
     } else {
         prompt.to_string()
-    }
-}
-
-/// Renders a float like Python's `str(float)` (SPEC §0): `1.0`, `0.5`, `1e-05`, `1e+16`.
-pub fn python_float(v: f64) -> String {
-    if v.is_nan() {
-        return "nan".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if v == 0.0 {
-        return if v.is_sign_negative() { "-0.0" } else { "0.0" }.into();
-    }
-    // `{:e}` gives the shortest round-trip digits, e.g. "1.2345e3" or "-5e-5".
-    let sci = format!("{v:e}");
-    let (mantissa, exp) = match sci.split_once('e') {
-        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
-        None => (sci.as_str(), 0),
-    };
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => ("-", m),
-        None => ("", mantissa),
-    };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    // Python's repr switches to exponent notation outside 1e-4 <= |v| < 1e16.
-    if (-4..16).contains(&exp) {
-        let n = digits.len() as i32;
-        let body = if exp < 0 {
-            format!("0.{}{}", "0".repeat((-exp - 1) as usize), digits)
-        } else if exp + 1 >= n {
-            format!("{}{}.0", digits, "0".repeat((exp + 1 - n) as usize))
-        } else {
-            let (int, frac) = digits.split_at((exp + 1) as usize);
-            format!("{int}.{frac}")
-        };
-        format!("{sign}{body}")
-    } else {
-        let mut m = digits[..1].to_string();
-        if digits.len() > 1 {
-            m.push('.');
-            m.push_str(&digits[1..]);
-        }
-        let esign = if exp < 0 { '-' } else { '+' };
-        format!("{sign}{m}e{esign}{:02}", exp.abs())
     }
 }
 
@@ -578,33 +534,5 @@ mod tests {
                 "--verbose"
             ]
         );
-    }
-
-    #[test]
-    fn floats_render_like_python() {
-        let cases = [
-            (1.0, "1.0"),
-            (2.0, "2.0"),
-            (0.5, "0.5"),
-            (2.5, "2.5"),
-            (0.1, "0.1"),
-            (10.0, "10.0"),
-            (123.456, "123.456"),
-            (0.0001, "0.0001"),
-            (1e-05, "1e-05"),
-            (1.5e-07, "1.5e-07"),
-            (1e16, "1e+16"),
-            (1.5e16, "1.5e+16"),
-            (1e15, "1000000000000000.0"),
-            (9999999999999998.0, "9999999999999998.0"),
-            (-0.25, "-0.25"),
-            (1e100, "1e+100"),
-            (0.0, "0.0"),
-        ];
-        for (v, want) in cases {
-            assert_eq!(python_float(v), want, "{v:?}");
-        }
-        assert_eq!(python_float(f64::NAN), "nan");
-        assert_eq!(python_float(f64::NEG_INFINITY), "-inf");
     }
 }

@@ -8,7 +8,7 @@
 use crate::text::{first_chars, json_type};
 use serde_json::{Map, Value};
 
-use crate::claude::argv::python_float;
+use crate::pyfmt;
 use crate::result::{DispatchResult, ErrorType};
 
 /// What the runner knew when it started the child.
@@ -89,7 +89,7 @@ pub fn budget_stop_hint(agent: &str, budget: Option<f64>, session_id: Option<&st
     let raise = match budget {
         Some(b) if b.is_finite() && b > 0.0 => format!(
             "raise the cap (agent-dispatch update {agent} --max-budget {})",
-            python_float(b * 2.0)
+            pyfmt::float(b * 2.0)
         ),
         _ => format!("raise the cap (agent-dispatch update {agent} --max-budget <usd>)"),
     };
@@ -109,7 +109,7 @@ pub fn budget_stop_hint(agent: &str, budget: Option<f64>, session_id: Option<&st
 pub fn over_budget_hint(agent: &str, cost: f64, budget: f64) -> String {
     format!(
         "This run cost ${cost:.4} which exceeds the budget of ${} (the CLI checks the cap between turns). Raise it (agent-dispatch update {agent} --max-budget <usd>) or pick a cheaper model.",
-        python_float(budget)
+        pyfmt::float(budget)
     )
 }
 
@@ -276,7 +276,7 @@ pub fn from_result_object(
         if budget_stop {
             let reason = detail.unwrap_or_else(|| "error_max_budget_usd".to_string());
             let cap = match ctx.budget {
-                Some(b) => format!(" of ${}", python_float(b)),
+                Some(b) => format!(" of ${}", pyfmt::float(b)),
                 None => String::new(),
             };
             r.error = Some(format!(
