@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use super::OutputMode;
 use crate::config::{AgentConfig, Settings};
 use crate::pyfmt;
 
@@ -52,16 +53,8 @@ pub enum SessionArg {
     /// `--resume <id>`: continue an earlier session.
     Resume(String),
     /// `--session-id <uuid>`: a fresh session whose id we chose, so a timeout stays resumable.
+    /// The old-CLI retry (SPEC §5.5) drops it with `ClaudeArgs::without_session_id`.
     Fresh(String),
-    /// No session flag at all: the old-CLI retry (SPEC §5.5).
-    None,
-}
-
-/// The output format flag value and whether `--verbose` is appended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Json,
-    StreamJson,
 }
 
 /// A refused structured value (SPEC §5.3 guard). Nothing is spawned when this is returned.
@@ -129,7 +122,7 @@ pub fn build_args(
     session: &SessionArg,
     agent: &AgentConfig,
     settings: &Settings,
-    format: Format,
+    mode: OutputMode,
 ) -> Result<ClaudeArgs, ArgvError> {
     let permission_mode = agent
         .permission_mode
@@ -187,9 +180,9 @@ pub fn build_args(
     args.push(prompt_value(prompt));
     args.push("--output-format".into());
     args.push(
-        match format {
-            Format::Json => "json",
-            Format::StreamJson => "stream-json",
+        match mode {
+            OutputMode::Json => "json",
+            OutputMode::Stream => "stream-json",
         }
         .into(),
     );
@@ -204,7 +197,6 @@ pub fn build_args(
             args.push("--session-id".into());
             args.push(id.clone());
         }
-        SessionArg::None => {}
     }
     if let Some(b) = budget_text {
         args.push("--max-budget-usd".into());
@@ -226,7 +218,7 @@ pub fn build_args(
         args.push("--disallowedTools".into());
         args.push(t.clone());
     }
-    if format == Format::StreamJson {
+    if mode == OutputMode::Stream {
         // Current CLIs refuse `-p` with stream-json unless `--verbose` is given.
         args.push("--verbose".into());
     }
@@ -274,9 +266,22 @@ mod tests {
     }
 
     fn args(agent: &AgentConfig, settings: &Settings, session: SessionArg) -> Vec<String> {
-        build_args("do it", &session, agent, settings, Format::Json)
+        build_args("do it", &session, agent, settings, OutputMode::Json)
             .map(|a| a.args)
             .unwrap_or_default()
+    }
+
+    /// No session flag at all: what the old-CLI retry sends.
+    fn no_session(agent: &AgentConfig, settings: &Settings) -> Vec<String> {
+        build_args(
+            "do it",
+            &SessionArg::Fresh("u".into()),
+            agent,
+            settings,
+            OutputMode::Json,
+        )
+        .map(|a| a.without_session_id().args)
+        .unwrap_or_default()
     }
 
     #[test]
@@ -317,7 +322,7 @@ mod tests {
     fn base_argv_and_fresh_session() {
         let s = Settings::default();
         assert_eq!(
-            args(&agent(), &s, SessionArg::None),
+            no_session(&agent(), &s),
             ["-p", "do it", "--output-format", "json"]
         );
         assert_eq!(
@@ -352,7 +357,7 @@ mod tests {
             &SessionArg::Fresh("id".into()),
             &a,
             &Settings::default(),
-            Format::StreamJson,
+            OutputMode::Stream,
         )
         .map(|x| x.args)
         .unwrap_or_default();
@@ -390,7 +395,7 @@ mod tests {
             ..Settings::default()
         };
         let mut a = agent();
-        let inherit = args(&a, &s, SessionArg::None);
+        let inherit = no_session(&a, &s);
         assert_eq!(
             inherit[4..],
             [
@@ -404,12 +409,9 @@ mod tests {
         );
         a.allowed_tools = Some(vec![]);
         a.disallowed_tools = Some(vec![]);
-        assert_eq!(args(&a, &s, SessionArg::None).len(), 4);
+        assert_eq!(no_session(&a, &s).len(), 4);
         a.allowed_tools = Some(vec!["Edit".into()]);
-        assert_eq!(
-            args(&a, &s, SessionArg::None)[4..],
-            ["--allowedTools", "Edit"]
-        );
+        assert_eq!(no_session(&a, &s)[4..], ["--allowedTools", "Edit"]);
     }
 
     #[test]
@@ -421,18 +423,18 @@ mod tests {
         };
         let mut a = agent();
         assert_eq!(
-            args(&a, &s, SessionArg::None)[4..],
+            no_session(&a, &s)[4..],
             ["--max-budget-usd", "0.5", "--permission-mode", "default"]
         );
         a.permission_mode = Some("plan".into());
         a.max_budget_usd = Some(2.0);
         assert_eq!(
-            args(&a, &s, SessionArg::None)[4..],
+            no_session(&a, &s)[4..],
             ["--max-budget-usd", "2.0", "--permission-mode", "plan"]
         );
         // A zero budget is "not given" and falls through (SPEC §5.3 item 3).
         a.max_budget_usd = Some(0.0);
-        assert_eq!(args(&a, &s, SessionArg::None)[5], "0.5");
+        assert_eq!(no_session(&a, &s)[5], "0.5");
     }
 
     #[test]
@@ -441,18 +443,36 @@ mod tests {
         let mut a = agent();
         a.model = Some("--evil".into());
         a.permission_mode = Some("-x".into());
-        let err = build_args("p", &SessionArg::Resume("-r".into()), &a, &s, Format::Json);
+        let err = build_args(
+            "p",
+            &SessionArg::Resume("-r".into()),
+            &a,
+            &s,
+            OutputMode::Json,
+        );
         assert_eq!(
             err.map_err(|e| e.to_string()),
             Err("Refusing to dispatch: session_id '-r' starts with '-' and would be interpreted as a command-line flag by the claude CLI.".to_string())
         );
-        let err = build_args("p", &SessionArg::Fresh("ok".into()), &a, &s, Format::Json);
+        let err = build_args(
+            "p",
+            &SessionArg::Fresh("ok".into()),
+            &a,
+            &s,
+            OutputMode::Json,
+        );
         assert!(matches!(
             err,
             Err(ArgvError::LooksLikeFlag { label: "model", .. })
         ));
         a.model = None;
-        let err = build_args("p", &SessionArg::None, &a, &s, Format::Json);
+        let err = build_args(
+            "p",
+            &SessionArg::Fresh("ok".into()),
+            &a,
+            &s,
+            OutputMode::Json,
+        );
         assert!(matches!(
             err,
             Err(ArgvError::LooksLikeFlag {
@@ -462,7 +482,13 @@ mod tests {
         ));
         a.permission_mode = None;
         a.allowed_tools = Some(vec!["Read".into(), "--dangerously-skip-permissions".into()]);
-        let err = build_args("p", &SessionArg::None, &a, &s, Format::Json);
+        let err = build_args(
+            "p",
+            &SessionArg::Fresh("ok".into()),
+            &a,
+            &s,
+            OutputMode::Json,
+        );
         assert!(matches!(
             err,
             Err(ArgvError::LooksLikeFlag {
@@ -472,7 +498,13 @@ mod tests {
         ));
         a.allowed_tools = None;
         a.disallowed_tools = Some(vec!["-Write".into()]);
-        let err = build_args("p", &SessionArg::None, &a, &s, Format::Json);
+        let err = build_args(
+            "p",
+            &SessionArg::Fresh("ok".into()),
+            &a,
+            &s,
+            OutputMode::Json,
+        );
         assert!(matches!(
             err,
             Err(ArgvError::LooksLikeFlag {
@@ -482,13 +514,25 @@ mod tests {
         ));
         a.disallowed_tools = None;
         a.max_budget_usd = Some(-1.0);
-        let err = build_args("p", &SessionArg::None, &a, &s, Format::Json);
+        let err = build_args(
+            "p",
+            &SessionArg::Fresh("ok".into()),
+            &a,
+            &s,
+            OutputMode::Json,
+        );
         assert_eq!(
             err.map_err(|e| e.to_string()),
             Err("Refusing to dispatch: max_budget_usd '-1.0' starts with '-' and would be interpreted as a command-line flag by the claude CLI.".to_string())
         );
         a.max_budget_usd = Some(f64::INFINITY);
-        let err = build_args("p", &SessionArg::None, &a, &s, Format::Json);
+        let err = build_args(
+            "p",
+            &SessionArg::Fresh("ok".into()),
+            &a,
+            &s,
+            OutputMode::Json,
+        );
         assert!(matches!(err, Err(ArgvError::NonFiniteBudget { .. })));
     }
 
@@ -496,12 +540,12 @@ mod tests {
     fn prompt_starting_with_dash_stays_the_p_value() {
         let got = build_args(
             "--permission-mode=bypassPermissions",
-            &SessionArg::None,
+            &SessionArg::Fresh("ok".into()),
             &agent(),
             &Settings::default(),
-            Format::Json,
+            OutputMode::Json,
         )
-        .map(|a| a.args)
+        .map(|a| a.without_session_id().args)
         .unwrap_or_default();
         assert_eq!(got[0], "-p");
         assert_eq!(got[1], " --permission-mode=bypassPermissions");
@@ -515,7 +559,7 @@ mod tests {
             &SessionArg::Fresh("u".into()),
             &agent(),
             &Settings::default(),
-            Format::StreamJson,
+            OutputMode::Stream,
         );
         let built = match built {
             Ok(b) => b,

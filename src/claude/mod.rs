@@ -18,7 +18,7 @@ use crate::cancel::Cancel;
 use crate::config::{AgentConfig, Settings};
 use crate::result::{DispatchResult, ErrorType};
 
-use argv::{ClaudeArgs, Format, SessionArg};
+use argv::{ClaudeArgs, SessionArg};
 use output::{Ctx, StreamLine};
 use process::{ChildSpec, Outcome, StdoutMode, Supervised};
 
@@ -119,18 +119,12 @@ pub fn run(req: &DispatchRequest, mode: OutputMode, mut hooks: Hooks<'_>) -> Dis
         // Pre-generated so that a run that times out can still be resumed (SPEC §5.3).
         _ => SessionArg::Fresh(uuid::Uuid::new_v4().to_string()),
     };
-    let format = match mode {
-        OutputMode::Json => Format::Json,
-        OutputMode::Stream => Format::StreamJson,
-    };
-    let mut args = match argv::build_args(&prompt, &session, &req.agent, &req.settings, format) {
+    let mut args = match argv::build_args(&prompt, &session, &req.agent, &req.settings, mode) {
         Ok(a) => a,
         Err(e) => return DispatchResult::failure(name, ErrorType::CliError, e.to_string()),
     };
-    let mut session_id = match &session {
-        SessionArg::Resume(id) | SessionArg::Fresh(id) => Some(id.clone()),
-        SessionArg::None => None,
-    };
+    let (SessionArg::Resume(id) | SessionArg::Fresh(id)) = &session;
+    let mut session_id = Some(id.clone());
     let timeout_secs = effective_timeout(&req.agent, &req.settings);
     let child_depth = (depth.max(-1) + 1).to_string();
     let budget = argv::effective_budget(&req.agent, &req.settings);
