@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::cancel::Cancel;
 use crate::config::{AgentConfig, Settings};
+use crate::log;
 use crate::result::{DispatchResult, ErrorType};
 
 use argv::{ClaudeArgs, SessionArg};
@@ -153,7 +154,7 @@ pub fn run(req: &DispatchRequest, mode: OutputMode, mut hooks: Hooks<'_>) -> Dis
                 if retried || !args.has_session_id() {
                     return result;
                 }
-                warn(&format!(
+                log::warn(&format!(
                     "claude rejected --session-id (old CLI?); retrying agent '{name}' once without it; this run will not be resumable after a timeout"
                 ));
                 retried = true;
@@ -169,13 +170,13 @@ fn current_depth() -> i64 {
     match std::env::var(DEPTH_VAR) {
         Err(std::env::VarError::NotPresent) => 0,
         Ok(v) => v.trim().parse::<i64>().unwrap_or_else(|_| {
-            warn(&format!(
+            log::warn(&format!(
                 "ignoring {DEPTH_VAR}={v:?}: not an integer; assuming 0"
             ));
             0
         }),
         Err(std::env::VarError::NotUnicode(_)) => {
-            warn(&format!(
+            log::warn(&format!(
                 "ignoring {DEPTH_VAR}: not valid UTF-8; assuming 0"
             ));
             0
@@ -215,10 +216,6 @@ pub fn find_on_path(name: &str) -> Option<PathBuf> {
         }
     }
     None
-}
-
-fn warn(message: &str) {
-    crate::log::warn(message);
 }
 
 /// One spawn of `claude`.

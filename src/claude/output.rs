@@ -348,7 +348,7 @@ fn error_details(obj: &Map<String, Value>) -> Option<String> {
                     Value::Null => String::new(),
                     other => other.to_string(),
                 };
-                (!s.is_empty()).then(|| cut(&s, MAX_ERROR_CHARS))
+                (!s.is_empty()).then(|| first_chars(&s, MAX_ERROR_CHARS).to_string())
             })
             .take(MAX_ERRORS)
             .collect();
@@ -357,7 +357,9 @@ fn error_details(obj: &Map<String, Value>) -> Option<String> {
         }
     }
     match obj.get("subtype").and_then(Value::as_str) {
-        Some(s) if !s.is_empty() && s != "success" => Some(cut(s, MAX_ERROR_CHARS)),
+        Some(s) if !s.is_empty() && s != "success" => {
+            Some(first_chars(s, MAX_ERROR_CHARS).to_string())
+        }
         _ => None,
     }
 }
@@ -406,7 +408,7 @@ pub fn denied_tools(v: Option<&Value>) -> Option<Vec<String>> {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        let name = cut(&name, MAX_DENIED_NAME);
+        let name = first_chars(&name, MAX_DENIED_NAME).to_string();
         if !out.contains(&name) {
             out.push(name);
             if out.len() == MAX_DENIED {
@@ -475,7 +477,7 @@ pub fn parse_stream_line(line: &[u8]) -> StreamLine {
                         if let Some(text) = block.get("text").and_then(Value::as_str)
                             && !text.is_empty()
                         {
-                            out.push(cut(text, MAX_PROGRESS_CHARS));
+                            out.push(first_chars(text, MAX_PROGRESS_CHARS).to_string());
                         }
                     }
                     Some("tool_use") => {
@@ -518,11 +520,6 @@ fn as_count(v: &Value) -> Option<u64> {
             .filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0 && *f < 1e18)
             .map(|f| f as u64)
     })
-}
-
-/// The first `n` characters as an owned string (SPEC §0: characters, not bytes).
-fn cut(s: &str, n: usize) -> String {
-    first_chars(s, n).to_string()
 }
 
 #[cfg(test)]
@@ -897,7 +894,4 @@ mod tests {
             "Error: Session ID x is already in use. --session-id"
         ));
     }
-
-    #[test]
-    fn cut_counts_chars() {}
 }
