@@ -277,22 +277,19 @@ impl Attempt<'_> {
 
         let killed = finished.outcome != Outcome::Exited;
         let result = match self.mode {
+            // A killed child counts only if it had already printed a whole answer; that one
+            // parse is also the answer's parse.
+            OutputMode::Json if killed => json_object_answer(&finished.stdout)
+                .map(|obj| output::from_result_object(ctx, &obj, Some(finished.code))),
             OutputMode::Json => {
-                let answered = !killed || json_object_answer(&finished.stdout);
-                if !answered {
-                    None
-                } else {
-                    let old_cli = !killed
-                        && finished.code != 0
-                        && String::from_utf8_lossy(&finished.stdout).trim().is_empty()
-                        && output::is_old_cli_rejection(&finished.stderr);
-                    let r =
-                        output::finish_json(ctx, finished.code, &finished.stdout, &finished.stderr);
-                    if old_cli {
-                        return Ran::OldCli(r);
-                    }
-                    Some(r)
+                let old_cli = finished.code != 0
+                    && finished.stdout.trim_ascii().is_empty()
+                    && output::is_old_cli_rejection(&finished.stderr);
+                let r = output::finish_json(ctx, finished.code, &finished.stdout, &finished.stderr);
+                if old_cli {
+                    return Ran::OldCli(r);
                 }
+                Some(r)
             }
             OutputMode::Stream => {
                 if killed && last_result.is_none() {
@@ -333,12 +330,13 @@ impl Attempt<'_> {
     }
 }
 
-/// True when stdout holds a complete JSON object: an answer that arrived before a kill.
-fn json_object_answer(stdout: &[u8]) -> bool {
-    matches!(
-        serde_json::from_str::<Value>(String::from_utf8_lossy(stdout).trim()),
-        Ok(Value::Object(_))
-    )
+/// The JSON object stdout holds, if it is one complete object: an answer that arrived before a
+/// kill. Decoded and trimmed as `output::finish_json` does, so both read the same answer.
+fn json_object_answer(stdout: &[u8]) -> Option<Map<String, Value>> {
+    match serde_json::from_str::<Value>(String::from_utf8_lossy(stdout).trim()) {
+        Ok(Value::Object(obj)) => Some(obj),
+        _ => None,
+    }
 }
 
 /// SPEC §5.6 / §12 item 11: spawn failures are classified the same way in both modes.
@@ -405,8 +403,8 @@ mod tests {
 
     #[test]
     fn json_answer_detection() {
-        assert!(json_object_answer(b" {\"result\": \"x\"}\n"));
-        assert!(!json_object_answer(b"{\"result\": "));
-        assert!(!json_object_answer(b""));
+        assert!(json_object_answer(b" {\"result\": \"x\"}\n").is_some());
+        assert!(json_object_answer(b"{\"result\": ").is_none());
+        assert!(json_object_answer(b"").is_none());
     }
 }
