@@ -377,6 +377,12 @@ mod tests {
     }
 
     #[test]
+    fn path_lookup_finds_sh() {
+        assert!(find_on_path("sh").is_some_and(|p| p.is_absolute()));
+        assert!(find_on_path("definitely-not-a-real-program-xyz").is_none());
+    }
+
+    #[test]
     fn spawn_errors_are_classified() {
         let nf = std::io::Error::from(std::io::ErrorKind::NotFound);
         let r = spawn_failure("a", Path::new("/x/claude"), &nf);
