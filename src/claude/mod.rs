@@ -184,7 +184,9 @@ fn current_depth() -> i64 {
     }
 }
 
-fn effective_timeout(agent: &AgentConfig, settings: &Settings) -> u64 {
+/// The timeout a run of `agent` gets, in seconds: its own, else `settings.default_timeout` when
+/// 0, never below 1. Job records store this same number, so they show what the child got.
+pub fn effective_timeout(agent: &AgentConfig, settings: &Settings) -> u64 {
     let t = if agent.timeout == 0 {
         settings.default_timeout
     } else {

@@ -109,7 +109,7 @@ pub fn dispatch_async(ctx: &ToolCtx, args: &Args) -> ToolResult {
             caller: caller.clone(),
             goal: goal.clone(),
             response_format: response_format.clone(),
-            timeout: Some(config.effective_timeout(&agent)),
+            timeout: Some(claude::effective_timeout(&agent, &config.settings)),
         })
         .map_err(store_error)?;
     let mut req = DispatchRequest::new(&name, agent, config.settings.clone(), &task);
