@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use super::{Args, ToolCtx, ToolError, ToolResult, apply_timeout_override};
+use super::{Args, ToolCtx, ToolError, ToolResult, apply_timeout_override, find_agent};
 use crate::claude::{self, DispatchRequest, OutputMode};
 use crate::jobs::{self, JobStore, NewJob, Status};
 use crate::result::DispatchResult;
@@ -98,7 +98,7 @@ pub fn dispatch_async(ctx: &ToolCtx, args: &Args) -> ToolResult {
     let response_format = args.opt_string("response_format")?;
     let timeout_seconds = args.int("timeout_seconds")?;
     let config = ctx.server.load_config()?;
-    let mut agent = ctx.agent(&config, &name)?;
+    let mut agent = find_agent(&config, &name)?;
     apply_timeout_override(&mut agent, timeout_seconds);
     let store = ctx.server.jobs()?;
     let (job, owner) = store

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{
     Args, ToolCtx, ToolError, ToolResult, apply_timeout_override, bool_of, clamp_summary_chars,
-    int_of, unknown_agent,
+    find_agent, int_of,
 };
 use crate::cache::CacheKey;
 use crate::claude::{self, DispatchRequest, Hooks, OutputMode};
@@ -204,7 +204,7 @@ pub fn dispatch(ctx: &ToolCtx, args: &Args) -> ToolResult {
     let config = ctx.server.load_config()?;
     let return_ref = args.boolean("return_ref")?;
     let summary_chars = clamp_summary_chars(args.int("summary_chars")?);
-    let agent = ctx.agent(&config, &name)?;
+    let agent = find_agent(&config, &name)?;
     let (result, cached) = cached_or_run(ctx, &config, &name, agent, &ask, timeout_seconds);
     // SPEC §12 item 16: return_ref is honoured on a cache hit too.
     Ok(respond(
@@ -244,7 +244,7 @@ pub fn dispatch_session(ctx: &ToolCtx, args: &Args) -> ToolResult {
     let session_id = args.opt_string("session_id")?;
     let timeout_seconds = args.int("timeout_seconds")?;
     let config = ctx.server.load_config()?;
-    let mut agent = ctx.agent(&config, &name)?;
+    let mut agent = find_agent(&config, &name)?;
     apply_timeout_override(&mut agent, timeout_seconds);
     let task80 = first_chars(&ask.task, 80);
     match &session_id {
@@ -264,7 +264,7 @@ pub fn dispatch_stream(ctx: &ToolCtx, args: &Args) -> ToolResult {
     let ask = Ask::from_args(args)?;
     let timeout_seconds = args.int("timeout_seconds")?;
     let config = ctx.server.load_config()?;
-    let mut agent = ctx.agent(&config, &name)?;
+    let mut agent = find_agent(&config, &name)?;
     apply_timeout_override(&mut agent, timeout_seconds);
     ctx.log(&format!(
         "Dispatching (stream) to {name}: {}...",
@@ -362,10 +362,7 @@ fn parse_items(config: &Config, raw: &str) -> Result<Vec<Item>, ToolError> {
         };
         let agent_name = text("agent", agent_v)?;
         let task = text("task", task_v)?;
-        let agent = config
-            .agent(&agent_name)
-            .cloned()
-            .ok_or_else(|| unknown_agent(config, &agent_name))?;
+        let agent = find_agent(config, &agent_name)?;
         let number = |field: &str| -> Result<Option<i64>, ToolError> {
             match obj.get(field) {
                 None | Some(Value::Null) => Ok(None),
@@ -474,7 +471,7 @@ pub fn dispatch_parallel(ctx: &ToolCtx, args: &Args) -> ToolResult {
     let config = ctx.server.load_config()?;
     let items = parse_items(&config, &raw)?;
     let aggregator = match &aggregate {
-        Some(name) => Some(ctx.agent(&config, name)?),
+        Some(name) => Some(find_agent(&config, name)?),
         None => None,
     };
     let names: Vec<&str> = items.iter().map(|i| i.agent_name.as_str()).collect();
@@ -562,8 +559,8 @@ pub fn dispatch_dialogue(ctx: &ToolCtx, args: &Args) -> ToolResult {
     let topic = args.string("topic")?;
     let max_rounds = args.int("max_rounds")?.clamp(1, 10);
     let config = ctx.server.load_config()?;
-    let requester_cfg = ctx.agent(&config, &requester)?;
-    let responder_cfg = ctx.agent(&config, &responder)?;
+    let requester_cfg = find_agent(&config, &requester)?;
+    let responder_cfg = find_agent(&config, &responder)?;
     ctx.log(&format!(
         "Starting dialogue: {requester} <-> {responder} (max {max_rounds} rounds)"
     ));

@@ -99,7 +99,7 @@ pub fn inspect_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
     let name = args.string("name")?;
     let preview_lines = args.int("preview_lines")?;
     let config = ctx.server.load_config()?;
-    let agent = ctx.agent(&config, &name)?;
+    let agent = super::find_agent(&config, &name)?;
     let dir = &agent.directory;
     let mut obj = Map::new();
     obj.insert("name".into(), json!(name));

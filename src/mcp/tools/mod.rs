@@ -256,17 +256,17 @@ impl ToolCtx {
             });
         }
     }
-
-    /// Loads the config and finds an agent, or the SPEC §7.3 unknown-agent error.
-    pub fn agent(&self, config: &Config, name: &str) -> Result<AgentConfig, ToolError> {
-        config
-            .agent(name)
-            .cloned()
-            .ok_or_else(|| unknown_agent(config, name))
-    }
 }
 
-pub fn unknown_agent(config: &Config, name: &str) -> ToolError {
+/// The agent called `name` in `config`, or the SPEC §7.3 unknown-agent error.
+pub fn find_agent(config: &Config, name: &str) -> Result<AgentConfig, ToolError> {
+    config
+        .agent(name)
+        .cloned()
+        .ok_or_else(|| unknown_agent(config, name))
+}
+
+fn unknown_agent(config: &Config, name: &str) -> ToolError {
     let available: Vec<&str> = config.agents.names().collect();
     let list = if available.is_empty() {
         "(none configured)".to_string()
