@@ -304,7 +304,7 @@ fn py_type(v: &Value) -> &'static str {
 /// Python `repr()` of a JSON value, close enough for error messages.
 fn py_value_repr(v: &Value) -> String {
     match v {
-        Value::String(s) => super::py_repr(s),
+        Value::String(s) => crate::pyfmt::repr(s),
         Value::Null => "None".into(),
         Value::Bool(true) => "True".into(),
         Value::Bool(false) => "False".into(),

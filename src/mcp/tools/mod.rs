@@ -23,6 +23,7 @@ use crate::config::{self, AgentConfig, Config};
 use crate::jobs::JobStore;
 use crate::limiter::Limiter;
 use crate::log;
+use crate::pyfmt;
 use crate::text::json_type;
 
 /// State shared by every call of one server process.
@@ -275,7 +276,7 @@ fn unknown_agent(config: &Config, name: &str) -> ToolError {
     };
     ToolError::new(format!(
         "Unknown agent: {}. Available: {list}",
-        py_repr(name)
+        pyfmt::repr(name)
     ))
 }
 
@@ -318,15 +319,6 @@ pub fn call_result(outcome: ToolResult) -> Value {
     };
     let text = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| doc.to_string());
     json!({ "content": [{ "type": "text", "text": text }], "isError": is_error })
-}
-
-/// Python `repr()` of a string as SPEC messages quote values: `'value'`.
-pub fn py_repr(s: &str) -> String {
-    if s.contains('\'') && !s.contains('"') {
-        format!("\"{s}\"")
-    } else {
-        format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
