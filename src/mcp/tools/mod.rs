@@ -4,6 +4,7 @@
 //! parameter rules of SPEC §7.3. One `Param` list per tool feeds both `tools/list` (the JSON
 //! Schema) and argument parsing, so the two cannot drift apart.
 
+mod ask;
 mod async_jobs;
 mod dispatch;
 mod manage;
