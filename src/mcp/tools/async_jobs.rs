@@ -29,9 +29,7 @@ pub fn store_error(e: jobs::Error) -> ToolError {
 fn checked_id(args: &Args, name: &str) -> Result<String, ToolError> {
     let id = args.string(name)?;
     if !jobs::valid_id(&id) {
-        return Err(ToolError::new(format!(
-            "Invalid ref/job_id format: '{id}' (expected a 32-char hex id)"
-        )));
+        return Err(ToolError::new(jobs::Error::InvalidId(id).to_string()));
     }
     Ok(id)
 }

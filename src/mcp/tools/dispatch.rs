@@ -431,7 +431,7 @@ pub fn dispatch_parallel(ctx: &ToolCtx, args: &Args) -> ToolResult {
 }
 
 fn item_failure(agent: &str, error: &str) -> Value {
-    json!({"agent": agent, "success": false, "result": "", "error": error, "error_type": "cli_error"})
+    DispatchResult::failure(agent, ErrorType::CliError, error).to_json()
 }
 
 // ---------------------------------------------------------------------------------------------
