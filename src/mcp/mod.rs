@@ -148,11 +148,7 @@ impl Loop {
 
     fn notification(&mut self, method: &str, params: &Value) {
         if method == "notifications/cancelled" {
-            let target = params.get("requestId").and_then(|v| match v {
-                Value::Number(n) => n.as_i64().map(RequestId::Int),
-                Value::String(s) => Some(RequestId::Str(s.clone())),
-                _ => None,
-            });
+            let target = params.get("requestId").and_then(RequestId::from_value);
             if let Some(cancel) = target.and_then(|id| self.in_flight.get(&id)) {
                 // The worker sees the flag, kills its children and sends no response.
                 cancel.trip();
