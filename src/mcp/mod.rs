@@ -14,7 +14,6 @@ use std::io::{self, BufRead, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -131,12 +130,9 @@ impl Loop {
             "ping" => self.reply(id, json!({})),
             "tools/list" => self.reply(id, json!({ "tools": tools::list() })),
             "tools/call" => self.tools_call(id, params),
-            "logging/setLevel" => match params.get("level").and_then(Value::as_str).and_then(tools::level_rank) {
-                Some(rank) => {
-                    self.server.log_level.store(rank, Ordering::SeqCst);
-                    self.reply(id, json!({}));
-                }
-                None => self.reply_err(
+            "logging/setLevel" => match params.get("level").and_then(Value::as_str) {
+                Some(level) if self.server.set_log_level(level) => self.reply(id, json!({})),
+                _ => self.reply_err(
                     id,
                     ErrorCode::InvalidParams,
                     "Invalid params: level must be one of debug, info, notice, warning, error, critical, alert, emergency",

@@ -45,13 +45,9 @@ fn run_agent<'a>(
         on_spawn: None,
     };
     // One keep-alive ticker per request is enough (parallel items share the request).
-    if !ctx.has_progress_token()
-        || ctx
-            .heartbeat_taken
-            .swap(true, std::sync::atomic::Ordering::SeqCst)
-    {
+    let Some(_claim) = ctx.claim_heartbeat() else {
         return claude::run(req, mode, hooks);
-    }
+    };
     // A client that asked for progress resets its request timeout on each notification
     // (Claude Code does), so a long silent run gets a heartbeat while the child lives.
     let every = ctx.server.heartbeat;
@@ -76,8 +72,6 @@ fn run_agent<'a>(
         if let Ok(t) = ticker {
             let _ = t.join();
         }
-        ctx.heartbeat_taken
-            .store(false, std::sync::atomic::Ordering::SeqCst);
         result
     })
 }

@@ -10,7 +10,7 @@ mod dispatch;
 mod manage;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ pub struct Server {
     pub limiter: Limiter,
     cache: Mutex<Cache>,
     /// Minimum level of `notifications/message` the client wants (index into `LEVELS`).
-    pub log_level: AtomicU8,
+    log_level: AtomicU8,
     /// Tripped at shutdown so queued work gives up instead of starting children.
     stopping: Cancel,
     /// The job store, opened on first successful use; its directory is fixed from then on
@@ -160,6 +160,17 @@ impl Server {
     pub fn cache(&self) -> MutexGuard<'_, Cache> {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// `logging/setLevel`: false (and no change) when `level` is not an MCP level name.
+    pub fn set_log_level(&self, level: &str) -> bool {
+        match level_rank(level) {
+            Some(rank) => {
+                self.log_level.store(rank, Ordering::SeqCst);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 fn heartbeat_interval() -> Duration {
@@ -185,7 +196,7 @@ const LEVELS: &[&str] = &[
 ];
 const INFO: u8 = 1;
 
-pub fn level_rank(level: &str) -> Option<u8> {
+fn level_rank(level: &str) -> Option<u8> {
     LEVELS
         .iter()
         .position(|l| *l == level)
@@ -204,7 +215,7 @@ pub struct ToolCtx {
     /// client in increasing order, as MCP requires.
     progress: Mutex<u64>,
     /// Set while one of this request's runs sends keep-alives, so parallel items share one.
-    pub heartbeat_taken: std::sync::atomic::AtomicBool,
+    heartbeat_taken: AtomicBool,
 }
 
 impl ToolCtx {
@@ -220,7 +231,7 @@ impl ToolCtx {
             out,
             progress_token,
             progress: Mutex::new(0),
-            heartbeat_taken: std::sync::atomic::AtomicBool::new(false),
+            heartbeat_taken: AtomicBool::new(false),
         }
     }
 
@@ -243,8 +254,13 @@ impl ToolCtx {
         self.progress_only(message);
     }
 
-    pub fn has_progress_token(&self) -> bool {
-        self.progress_token.is_some()
+    /// The right to send this request's keep-alives, if the client asked for progress and no
+    /// other run of the request (a parallel item) holds it. Dropping the claim releases it.
+    pub fn claim_heartbeat(&self) -> Option<HeartbeatClaim<'_>> {
+        if self.progress_token.is_none() || self.heartbeat_taken.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        Some(HeartbeatClaim(&self.heartbeat_taken))
     }
 
     /// A `notifications/progress` only (no log line): keep-alives that carry no news.
@@ -257,6 +273,15 @@ impl ToolCtx {
                 params: json!({"progressToken": token, "progress": *last, "message": message}),
             });
         }
+    }
+}
+
+/// Held by the one run of a request that sends its keep-alives; see `ToolCtx::claim_heartbeat`.
+pub struct HeartbeatClaim<'a>(&'a AtomicBool);
+
+impl Drop for HeartbeatClaim<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
     }
 }
 
