@@ -35,8 +35,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(1800);
 /// Runs the server on the process's stdin/stdout until stdin closes or SIGTERM/SIGINT/SIGHUP.
 pub fn serve_stdio(config_path: PathBuf) -> io::Result<()> {
     let signals = crate::signals::install();
-    let server = Arc::new(Server::new(config_path));
-    server.startup();
+    let server = Arc::new(Server::start(config_path));
     let stdin = io::BufReader::with_capacity(1024 * 1024, io::stdin());
     serve(server, stdin, io::stdout(), signals)
 }

@@ -49,11 +49,15 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn new(config_path: PathBuf) -> Server {
+    /// The server for `config_path`, ready to serve. `agents.yaml` is read once here, for the
+    /// start-up settings; every call reloads it (SPEC §3.2). Before returning it fails the jobs
+    /// whose owning server died (nobody holds their lock), then applies
+    /// `settings.job_retention_days`. A broken jobs directory or config is logged, never fatal.
+    pub fn start(config_path: PathBuf) -> Server {
         let settings = Config::load(&config_path)
             .map(|c| c.settings)
             .unwrap_or_default();
-        Server {
+        let server = Server {
             limiter: Limiter::new(settings.max_concurrency),
             cache: Mutex::new(Cache::new(settings.cache.ttl, settings.cache.max_size)),
             config_path,
@@ -62,13 +66,12 @@ impl Server {
             jobs: Mutex::new(None),
             job_threads: Arc::new(AtomicUsize::new(0)),
             heartbeat: heartbeat_interval(),
-        }
+        };
+        server.tidy_jobs(settings.job_retention_days);
+        server
     }
 
-    /// Work done once before serving: fail the jobs whose owning server died (nobody holds their
-    /// lock), then apply `settings.job_retention_days`. A broken jobs directory or config is
-    /// logged, never fatal.
-    pub fn startup(&self) {
+    fn tidy_jobs(&self, days: u64) {
         let store = match self.jobs() {
             Ok(s) => s,
             Err(e) => return log::warn(&format!("jobs directory unusable: {}", e.message)),
@@ -78,9 +81,6 @@ impl Server {
             Ok(n) => log::info(&format!("Marked {n} abandoned job(s) as failed")),
             Err(e) => log::warn(&format!("job recovery failed: {e}")),
         }
-        let days = Config::load(&self.config_path)
-            .map(|c| c.settings.job_retention_days)
-            .unwrap_or(0);
         if days > 0 {
             match store.purge_older_than_days(days) {
                 Ok(n) if n > 0 => log::info(&format!(
