@@ -14,6 +14,7 @@ pub mod claude;
 pub mod cli;
 pub mod config;
 pub mod detect;
+pub mod env;
 pub mod jobs;
 pub mod limiter;
 pub mod log;

@@ -36,11 +36,11 @@ Environment:
 const MCP_LIST_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn mcp_list_timeout() -> Duration {
-    std::env::var("AGENT_DISPATCH_MCP_LIST_TIMEOUT")
-        .ok()
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0 && *s < 3600.0)
-        .map_or(MCP_LIST_TIMEOUT, Duration::from_secs_f64)
+    crate::env::secs(
+        "AGENT_DISPATCH_MCP_LIST_TIMEOUT",
+        MCP_LIST_TIMEOUT,
+        Duration::from_secs(3600),
+    )
 }
 
 /// Counts as it prints.

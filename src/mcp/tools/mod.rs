@@ -174,13 +174,11 @@ impl Server {
 }
 
 fn heartbeat_interval() -> Duration {
-    let secs = std::env::var("AGENT_DISPATCH_HEARTBEAT_SECS")
-        .ok()
-        .and_then(|v| v.trim().parse::<f64>().ok());
-    match secs {
-        Some(s) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s.min(3600.0)),
-        _ => Duration::from_secs(15),
-    }
+    crate::env::secs(
+        "AGENT_DISPATCH_HEARTBEAT_SECS",
+        Duration::from_secs(15),
+        Duration::from_secs(3600),
+    )
 }
 
 /// Notification levels, lowest first (MCP logging).
