@@ -257,23 +257,24 @@ pub fn run_add(io: &mut Io, args: AddArgs) -> io::Result<u8> {
         .as_deref()
         .and_then(config::permission_mode_warning);
     let path = config::config_path();
-    let mut generated = None;
+    // Described before taking the config lock: reading the project can be slow, and every other
+    // writer of agents.yaml would wait for it.
+    let generated = match &o.description {
+        Some(_) => None,
+        None => Some(detect::auto_describe(&resolved)),
+    };
     let outcome = config::mutate(&path, |c| {
         if c.agents.contains(&name) {
             return Err(format!(
                 "Agent '{name}' already exists. Use 'agent-dispatch remove {name}' first."
             ));
         }
-        let description = match &o.description {
-            Some(d) => d.clone(),
-            None => {
-                let d = detect::auto_describe(&resolved);
-                generated = Some(d.clone());
-                d
-            }
-        };
         let mut agent = AgentConfig::new(resolved.clone());
-        agent.description = description;
+        agent.description = o
+            .description
+            .clone()
+            .or_else(|| generated.clone())
+            .unwrap_or_default();
         agent.timeout = o.timeout.unwrap_or(config::DEFAULT_AGENT_TIMEOUT);
         agent.max_budget_usd = o.max_budget;
         agent.model = o.model.clone();
