@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use lexopt::prelude::*;
 
-use super::{Command, CommandSpec, EXIT_ERROR, EXIT_OK, Io, help, parse_name_only};
+use super::{
+    Command, CommandSpec, EXIT_ERROR, EXIT_OK, Io, agent_not_found, help, parse_name_only,
+};
 use crate::config::{self, AgentConfig, AgentPatch, MutateError};
 use crate::detect;
 
@@ -341,9 +343,7 @@ pub fn run_update(io: &mut Io, args: UpdateArgs) -> io::Result<u8> {
         .and_then(config::permission_mode_warning);
     let outcome = config::mutate(&config::config_path(), |c| {
         let Some(agent) = c.agents.get_mut(&name) else {
-            return Err(format!(
-                "Agent '{name}' not found. Run 'agent-dispatch list' to see agents."
-            ));
+            return Err(agent_not_found(&name));
         };
         if patch.is_empty() {
             return Err("Nothing to update. Pass at least one option (see --help).".to_string());
