@@ -4,6 +4,9 @@
 //! The entry point is `run(&DispatchRequest, OutputMode, Hooks) -> DispatchResult`. It never
 //! panics and never returns before the child (and its whole process group) has been reaped, so a
 //! caller holding a `limiter::Permit` across the call holds it exactly as long as the child lives.
+//!
+//! Two of its rules are shared with other modules so they exist once: `find_on_path` (the CLI
+//! looks up `claude` and itself the same way) and `effective_timeout` (job records store it).
 
 pub mod argv;
 pub mod output;

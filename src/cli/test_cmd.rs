@@ -1,6 +1,7 @@
 //! `agent-dispatch test NAME [TASK] [--stream] [--timeout N]` (SPEC §9.8): dispatch one task to
 //! one agent straight through the runner (no cache, no limiter) and print the outcome with a
-//! diagnosis. Owns its lexopt loop, its help text and its output; the config is loaded here.
+//! diagnosis. Owns its `CommandSpec` (lexopt loop, help text) and its output, printed through
+//! `Io`; the config is loaded here.
 
 use std::io;
 

@@ -1,8 +1,9 @@
-//! The tool table and what every tool shares: the per-server state (`Server`), the per-call
-//! context (`ToolCtx`: logging, progress, cancellation), typed argument access checked against
-//! each tool's declared parameters (`Args`), the error envelope (`ToolError`) and the shared
-//! parameter rules of SPEC §7.3. One `Param` list per tool feeds both `tools/list` (the JSON
-//! Schema) and argument parsing, so the two cannot drift apart.
+//! The tool table and what every tool shares: the per-server state (`Server`, including its
+//! one-time start: config read once, job recovery and retention), the per-call context
+//! (`ToolCtx`: logging, progress, cancellation), typed argument access checked against each
+//! tool's declared parameters (`Args`), the error envelope (`ToolError`) and the shared parameter
+//! rules of SPEC §7.3. One `Param` list per tool feeds both `tools/list` (the JSON Schema) and
+//! argument parsing, so the two cannot drift apart.
 
 mod ask;
 mod async_jobs;
