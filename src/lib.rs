@@ -5,8 +5,9 @@
 //! runs the tool from `mcp::tools` → `claude::run` spawns and supervises the child → the
 //! `DispatchResult` goes back through the single writer thread.
 //!
-//! The management CLI (`cli`) edits `agents.yaml` only through `config::mutate` (locked, atomic)
-//! and describes projects with `detect`; the MCP tools use the same two modules.
+//! The management CLI (`cli`) changes `agents.yaml` only through `config` (`config::mutate` for
+//! edits, `config::init_file` for `init`; both locked and atomic) and describes projects with
+//! `detect`; the MCP tools use the same two modules.
 
 pub mod cache;
 pub mod cancel;
@@ -14,6 +15,7 @@ pub mod claude;
 pub mod cli;
 pub mod config;
 pub mod detect;
+pub mod env;
 pub mod jobs;
 pub mod limiter;
 pub mod log;

@@ -53,14 +53,6 @@ impl Limiter {
         }
     }
 
-    pub fn capacity(&self) -> usize {
-        self.0
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .capacity
-    }
-
     pub fn in_use(&self) -> usize {
         self.0
             .state

@@ -45,7 +45,7 @@ pub fn install() -> Option<Receiver<i32>> {
     let (tx, rx) = crossbeam_channel::bounded(1);
     // Detached on purpose: it blocks reading the pipe until a signal arrives or the process exits.
     let spawned = thread::Builder::new()
-        .name("mcp-signals".into())
+        .name("shutdown-signals".into())
         .spawn(move || {
             let mut byte = 0u8;
             loop {

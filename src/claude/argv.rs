@@ -1,10 +1,12 @@
 //! The prompt text (SPEC §5.2) and the `claude` argument vector (SPEC §5.3), including the
-//! argument-injection guard and the Python-style rendering of floats (SPEC §0). Nothing here
+//! argument-injection guard. Floats are rendered by `pyfmt::float` (SPEC §0). Nothing here
 //! touches the environment or spawns anything; `claude::run` decides paths, ids and depth.
 
 use std::fmt;
 
+use super::OutputMode;
 use crate::config::{AgentConfig, Settings};
+use crate::pyfmt;
 
 /// Appended when `response_format` is exactly `"json"` (SPEC §5.2).
 pub const JSON_FOOTER: &str = "\n\n## Response format\nRespond with a single valid JSON value (object, array, or scalar) and nothing else. Do not wrap the JSON in markdown code fences. Do not add any explanatory text before or after. If you cannot satisfy this, respond with {\"error\": \"<reason>\"}.";
@@ -51,16 +53,8 @@ pub enum SessionArg {
     /// `--resume <id>`: continue an earlier session.
     Resume(String),
     /// `--session-id <uuid>`: a fresh session whose id we chose, so a timeout stays resumable.
+    /// The old-CLI retry (SPEC §5.5) drops it with `ClaudeArgs::without_session_id`.
     Fresh(String),
-    /// No session flag at all: the old-CLI retry (SPEC §5.5).
-    None,
-}
-
-/// The output format flag value and whether `--verbose` is appended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Json,
-    StreamJson,
 }
 
 /// A refused structured value (SPEC §5.3 guard). Nothing is spawned when this is returned.
@@ -128,7 +122,7 @@ pub fn build_args(
     session: &SessionArg,
     agent: &AgentConfig,
     settings: &Settings,
-    format: Format,
+    mode: OutputMode,
 ) -> Result<ClaudeArgs, ArgvError> {
     let permission_mode = agent
         .permission_mode
@@ -170,11 +164,11 @@ pub fn build_args(
     let budget_text = match budget {
         Some(b) if !b.is_finite() => {
             return Err(ArgvError::NonFiniteBudget {
-                value: python_float(b),
+                value: pyfmt::float(b),
             });
         }
         Some(b) => {
-            let text = python_float(b);
+            let text = pyfmt::float(b);
             refuse_flag("max_budget_usd", &text)?;
             Some(text)
         }
@@ -186,9 +180,9 @@ pub fn build_args(
     args.push(prompt_value(prompt));
     args.push("--output-format".into());
     args.push(
-        match format {
-            Format::Json => "json",
-            Format::StreamJson => "stream-json",
+        match mode {
+            OutputMode::Json => "json",
+            OutputMode::Stream => "stream-json",
         }
         .into(),
     );
@@ -203,7 +197,6 @@ pub fn build_args(
             args.push("--session-id".into());
             args.push(id.clone());
         }
-        SessionArg::None => {}
     }
     if let Some(b) = budget_text {
         args.push("--max-budget-usd".into());
@@ -225,7 +218,7 @@ pub fn build_args(
         args.push("--disallowedTools".into());
         args.push(t.clone());
     }
-    if format == Format::StreamJson {
+    if mode == OutputMode::Stream {
         // Current CLIs refuse `-p` with stream-json unless `--verbose` is given.
         args.push("--verbose".into());
     }
@@ -263,51 +256,6 @@ pub fn prompt_value(prompt: &str) -> String {
     }
 }
 
-/// Renders a float like Python's `str(float)` (SPEC §0): `1.0`, `0.5`, `1e-05`, `1e+16`.
-pub fn python_float(v: f64) -> String {
-    if v.is_nan() {
-        return "nan".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if v == 0.0 {
-        return if v.is_sign_negative() { "-0.0" } else { "0.0" }.into();
-    }
-    // `{:e}` gives the shortest round-trip digits, e.g. "1.2345e3" or "-5e-5".
-    let sci = format!("{v:e}");
-    let (mantissa, exp) = match sci.split_once('e') {
-        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
-        None => (sci.as_str(), 0),
-    };
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => ("-", m),
-        None => ("", mantissa),
-    };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    // Python's repr switches to exponent notation outside 1e-4 <= |v| < 1e16.
-    if (-4..16).contains(&exp) {
-        let n = digits.len() as i32;
-        let body = if exp < 0 {
-            format!("0.{}{}", "0".repeat((-exp - 1) as usize), digits)
-        } else if exp + 1 >= n {
-            format!("{}{}.0", digits, "0".repeat((exp + 1 - n) as usize))
-        } else {
-            let (int, frac) = digits.split_at((exp + 1) as usize);
-            format!("{int}.{frac}")
-        };
-        format!("{sign}{body}")
-    } else {
-        let mut m = digits[..1].to_string();
-        if digits.len() > 1 {
-            m.push('.');
-            m.push_str(&digits[1..]);
-        }
-        let esign = if exp < 0 { '-' } else { '+' };
-        format!("{sign}{m}e{esign}{:02}", exp.abs())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,9 +266,22 @@ mod tests {
     }
 
     fn args(agent: &AgentConfig, settings: &Settings, session: SessionArg) -> Vec<String> {
-        build_args("do it", &session, agent, settings, Format::Json)
+        build_args("do it", &session, agent, settings, OutputMode::Json)
             .map(|a| a.args)
             .unwrap_or_default()
+    }
+
+    /// No session flag at all: what the old-CLI retry sends.
+    fn no_session(agent: &AgentConfig, settings: &Settings) -> Vec<String> {
+        build_args(
+            "do it",
+            &SessionArg::Fresh("u".into()),
+            agent,
+            settings,
+            OutputMode::Json,
+        )
+        .map(|a| a.without_session_id().args)
+        .unwrap_or_default()
     }
 
     #[test]
@@ -361,7 +322,7 @@ mod tests {
     fn base_argv_and_fresh_session() {
         let s = Settings::default();
         assert_eq!(
-            args(&agent(), &s, SessionArg::None),
+            no_session(&agent(), &s),
             ["-p", "do it", "--output-format", "json"]
         );
         assert_eq!(
@@ -396,7 +357,7 @@ mod tests {
             &SessionArg::Fresh("id".into()),
             &a,
             &Settings::default(),
-            Format::StreamJson,
+            OutputMode::Stream,
         )
         .map(|x| x.args)
         .unwrap_or_default();
@@ -434,7 +395,7 @@ mod tests {
             ..Settings::default()
         };
         let mut a = agent();
-        let inherit = args(&a, &s, SessionArg::None);
+        let inherit = no_session(&a, &s);
         assert_eq!(
             inherit[4..],
             [
@@ -448,12 +409,9 @@ mod tests {
         );
         a.allowed_tools = Some(vec![]);
         a.disallowed_tools = Some(vec![]);
-        assert_eq!(args(&a, &s, SessionArg::None).len(), 4);
+        assert_eq!(no_session(&a, &s).len(), 4);
         a.allowed_tools = Some(vec!["Edit".into()]);
-        assert_eq!(
-            args(&a, &s, SessionArg::None)[4..],
-            ["--allowedTools", "Edit"]
-        );
+        assert_eq!(no_session(&a, &s)[4..], ["--allowedTools", "Edit"]);
     }
 
     #[test]
@@ -465,18 +423,18 @@ mod tests {
         };
         let mut a = agent();
         assert_eq!(
-            args(&a, &s, SessionArg::None)[4..],
+            no_session(&a, &s)[4..],
             ["--max-budget-usd", "0.5", "--permission-mode", "default"]
         );
         a.permission_mode = Some("plan".into());
         a.max_budget_usd = Some(2.0);
         assert_eq!(
-            args(&a, &s, SessionArg::None)[4..],
+            no_session(&a, &s)[4..],
             ["--max-budget-usd", "2.0", "--permission-mode", "plan"]
         );
         // A zero budget is "not given" and falls through (SPEC §5.3 item 3).
         a.max_budget_usd = Some(0.0);
-        assert_eq!(args(&a, &s, SessionArg::None)[5], "0.5");
+        assert_eq!(no_session(&a, &s)[5], "0.5");
     }
 
     #[test]
@@ -485,18 +443,36 @@ mod tests {
         let mut a = agent();
         a.model = Some("--evil".into());
         a.permission_mode = Some("-x".into());
-        let err = build_args("p", &SessionArg::Resume("-r".into()), &a, &s, Format::Json);
+        let err = build_args(
+            "p",
+            &SessionArg::Resume("-r".into()),
+            &a,
+            &s,
+            OutputMode::Json,
+        );
         assert_eq!(
             err.map_err(|e| e.to_string()),
             Err("Refusing to dispatch: session_id '-r' starts with '-' and would be interpreted as a command-line flag by the claude CLI.".to_string())
         );
-        let err = build_args("p", &SessionArg::Fresh("ok".into()), &a, &s, Format::Json);
+        let err = build_args(
+            "p",
+            &SessionArg::Fresh("ok".into()),
+            &a,
+            &s,
+            OutputMode::Json,
+        );
         assert!(matches!(
             err,
             Err(ArgvError::LooksLikeFlag { label: "model", .. })
         ));
         a.model = None;
-        let err = build_args("p", &SessionArg::None, &a, &s, Format::Json);
+        let err = build_args(
+            "p",
+            &SessionArg::Fresh("ok".into()),
+            &a,
+            &s,
+            OutputMode::Json,
+        );
         assert!(matches!(
             err,
             Err(ArgvError::LooksLikeFlag {
@@ -506,7 +482,13 @@ mod tests {
         ));
         a.permission_mode = None;
         a.allowed_tools = Some(vec!["Read".into(), "--dangerously-skip-permissions".into()]);
-        let err = build_args("p", &SessionArg::None, &a, &s, Format::Json);
+        let err = build_args(
+            "p",
+            &SessionArg::Fresh("ok".into()),
+            &a,
+            &s,
+            OutputMode::Json,
+        );
         assert!(matches!(
             err,
             Err(ArgvError::LooksLikeFlag {
@@ -516,7 +498,13 @@ mod tests {
         ));
         a.allowed_tools = None;
         a.disallowed_tools = Some(vec!["-Write".into()]);
-        let err = build_args("p", &SessionArg::None, &a, &s, Format::Json);
+        let err = build_args(
+            "p",
+            &SessionArg::Fresh("ok".into()),
+            &a,
+            &s,
+            OutputMode::Json,
+        );
         assert!(matches!(
             err,
             Err(ArgvError::LooksLikeFlag {
@@ -526,13 +514,25 @@ mod tests {
         ));
         a.disallowed_tools = None;
         a.max_budget_usd = Some(-1.0);
-        let err = build_args("p", &SessionArg::None, &a, &s, Format::Json);
+        let err = build_args(
+            "p",
+            &SessionArg::Fresh("ok".into()),
+            &a,
+            &s,
+            OutputMode::Json,
+        );
         assert_eq!(
             err.map_err(|e| e.to_string()),
             Err("Refusing to dispatch: max_budget_usd '-1.0' starts with '-' and would be interpreted as a command-line flag by the claude CLI.".to_string())
         );
         a.max_budget_usd = Some(f64::INFINITY);
-        let err = build_args("p", &SessionArg::None, &a, &s, Format::Json);
+        let err = build_args(
+            "p",
+            &SessionArg::Fresh("ok".into()),
+            &a,
+            &s,
+            OutputMode::Json,
+        );
         assert!(matches!(err, Err(ArgvError::NonFiniteBudget { .. })));
     }
 
@@ -540,12 +540,12 @@ mod tests {
     fn prompt_starting_with_dash_stays_the_p_value() {
         let got = build_args(
             "--permission-mode=bypassPermissions",
-            &SessionArg::None,
+            &SessionArg::Fresh("ok".into()),
             &agent(),
             &Settings::default(),
-            Format::Json,
+            OutputMode::Json,
         )
-        .map(|a| a.args)
+        .map(|a| a.without_session_id().args)
         .unwrap_or_default();
         assert_eq!(got[0], "-p");
         assert_eq!(got[1], " --permission-mode=bypassPermissions");
@@ -559,7 +559,7 @@ mod tests {
             &SessionArg::Fresh("u".into()),
             &agent(),
             &Settings::default(),
-            Format::StreamJson,
+            OutputMode::Stream,
         );
         let built = match built {
             Ok(b) => b,
@@ -578,33 +578,5 @@ mod tests {
                 "--verbose"
             ]
         );
-    }
-
-    #[test]
-    fn floats_render_like_python() {
-        let cases = [
-            (1.0, "1.0"),
-            (2.0, "2.0"),
-            (0.5, "0.5"),
-            (2.5, "2.5"),
-            (0.1, "0.1"),
-            (10.0, "10.0"),
-            (123.456, "123.456"),
-            (0.0001, "0.0001"),
-            (1e-05, "1e-05"),
-            (1.5e-07, "1.5e-07"),
-            (1e16, "1e+16"),
-            (1.5e16, "1.5e+16"),
-            (1e15, "1000000000000000.0"),
-            (9999999999999998.0, "9999999999999998.0"),
-            (-0.25, "-0.25"),
-            (1e100, "1e+100"),
-            (0.0, "0.0"),
-        ];
-        for (v, want) in cases {
-            assert_eq!(python_float(v), want, "{v:?}");
-        }
-        assert_eq!(python_float(f64::NAN), "nan");
-        assert_eq!(python_float(f64::NEG_INFINITY), "-inf");
     }
 }

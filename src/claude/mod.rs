@@ -4,6 +4,9 @@
 //! The entry point is `run(&DispatchRequest, OutputMode, Hooks) -> DispatchResult`. It never
 //! panics and never returns before the child (and its whole process group) has been reaped, so a
 //! caller holding a `limiter::Permit` across the call holds it exactly as long as the child lives.
+//!
+//! Two of its rules are shared with other modules so they exist once: `find_on_path` (the CLI
+//! looks up `claude` and itself the same way) and `effective_timeout` (job records store it).
 
 pub mod argv;
 pub mod output;
@@ -16,9 +19,10 @@ use serde_json::{Map, Value};
 
 use crate::cancel::Cancel;
 use crate::config::{AgentConfig, Settings};
+use crate::log;
 use crate::result::{DispatchResult, ErrorType};
 
-use argv::{ClaudeArgs, Format, SessionArg};
+use argv::{ClaudeArgs, SessionArg};
 use output::{Ctx, StreamLine};
 use process::{ChildSpec, Outcome, StdoutMode, Supervised};
 
@@ -119,18 +123,12 @@ pub fn run(req: &DispatchRequest, mode: OutputMode, mut hooks: Hooks<'_>) -> Dis
         // Pre-generated so that a run that times out can still be resumed (SPEC §5.3).
         _ => SessionArg::Fresh(uuid::Uuid::new_v4().to_string()),
     };
-    let format = match mode {
-        OutputMode::Json => Format::Json,
-        OutputMode::Stream => Format::StreamJson,
-    };
-    let mut args = match argv::build_args(&prompt, &session, &req.agent, &req.settings, format) {
+    let mut args = match argv::build_args(&prompt, &session, &req.agent, &req.settings, mode) {
         Ok(a) => a,
         Err(e) => return DispatchResult::failure(name, ErrorType::CliError, e.to_string()),
     };
-    let mut session_id = match &session {
-        SessionArg::Resume(id) | SessionArg::Fresh(id) => Some(id.clone()),
-        SessionArg::None => None,
-    };
+    let (SessionArg::Resume(id) | SessionArg::Fresh(id)) = &session;
+    let mut session_id = Some(id.clone());
     let timeout_secs = effective_timeout(&req.agent, &req.settings);
     let child_depth = (depth.max(-1) + 1).to_string();
     let budget = argv::effective_budget(&req.agent, &req.settings);
@@ -159,7 +157,7 @@ pub fn run(req: &DispatchRequest, mode: OutputMode, mut hooks: Hooks<'_>) -> Dis
                 if retried || !args.has_session_id() {
                     return result;
                 }
-                warn(&format!(
+                log::warn(&format!(
                     "claude rejected --session-id (old CLI?); retrying agent '{name}' once without it; this run will not be resumable after a timeout"
                 ));
                 retried = true;
@@ -175,13 +173,13 @@ fn current_depth() -> i64 {
     match std::env::var(DEPTH_VAR) {
         Err(std::env::VarError::NotPresent) => 0,
         Ok(v) => v.trim().parse::<i64>().unwrap_or_else(|_| {
-            warn(&format!(
+            log::warn(&format!(
                 "ignoring {DEPTH_VAR}={v:?}: not an integer; assuming 0"
             ));
             0
         }),
         Err(std::env::VarError::NotUnicode(_)) => {
-            warn(&format!(
+            log::warn(&format!(
                 "ignoring {DEPTH_VAR}: not valid UTF-8; assuming 0"
             ));
             0
@@ -189,7 +187,9 @@ fn current_depth() -> i64 {
     }
 }
 
-fn effective_timeout(agent: &AgentConfig, settings: &Settings) -> u64 {
+/// The timeout a run of `agent` gets, in seconds: its own, else `settings.default_timeout` when
+/// 0, never below 1. Job records store this same number, so they show what the child got.
+pub fn effective_timeout(agent: &AgentConfig, settings: &Settings) -> u64 {
     let t = if agent.timeout == 0 {
         settings.default_timeout
     } else {
@@ -221,10 +221,6 @@ pub fn find_on_path(name: &str) -> Option<PathBuf> {
         }
     }
     None
-}
-
-fn warn(message: &str) {
-    crate::log::warn(message);
 }
 
 /// One spawn of `claude`.
@@ -286,22 +282,19 @@ impl Attempt<'_> {
 
         let killed = finished.outcome != Outcome::Exited;
         let result = match self.mode {
+            // A killed child counts only if it had already printed a whole answer; that one
+            // parse is also the answer's parse.
+            OutputMode::Json if killed => json_object_answer(&finished.stdout)
+                .map(|obj| output::from_result_object(ctx, &obj, Some(finished.code))),
             OutputMode::Json => {
-                let answered = !killed || json_object_answer(&finished.stdout);
-                if !answered {
-                    None
-                } else {
-                    let old_cli = !killed
-                        && finished.code != 0
-                        && String::from_utf8_lossy(&finished.stdout).trim().is_empty()
-                        && output::is_old_cli_rejection(&finished.stderr);
-                    let r =
-                        output::finish_json(ctx, finished.code, &finished.stdout, &finished.stderr);
-                    if old_cli {
-                        return Ran::OldCli(r);
-                    }
-                    Some(r)
+                let old_cli = finished.code != 0
+                    && finished.stdout.trim_ascii().is_empty()
+                    && output::is_old_cli_rejection(&finished.stderr);
+                let r = output::finish_json(ctx, finished.code, &finished.stdout, &finished.stderr);
+                if old_cli {
+                    return Ran::OldCli(r);
                 }
+                Some(r)
             }
             OutputMode::Stream => {
                 if killed && last_result.is_none() {
@@ -342,12 +335,13 @@ impl Attempt<'_> {
     }
 }
 
-/// True when stdout holds a complete JSON object: an answer that arrived before a kill.
-fn json_object_answer(stdout: &[u8]) -> bool {
-    matches!(
-        serde_json::from_str::<Value>(String::from_utf8_lossy(stdout).trim()),
-        Ok(Value::Object(_))
-    )
+/// The JSON object stdout holds, if it is one complete object: an answer that arrived before a
+/// kill. Decoded and trimmed as `output::finish_json` does, so both read the same answer.
+fn json_object_answer(stdout: &[u8]) -> Option<Map<String, Value>> {
+    match serde_json::from_str::<Value>(String::from_utf8_lossy(stdout).trim()) {
+        Ok(Value::Object(obj)) => Some(obj),
+        _ => None,
+    }
 }
 
 /// SPEC §5.6 / §12 item 11: spawn failures are classified the same way in both modes.
@@ -388,6 +382,12 @@ mod tests {
     }
 
     #[test]
+    fn path_lookup_finds_sh() {
+        assert!(find_on_path("sh").is_some_and(|p| p.is_absolute()));
+        assert!(find_on_path("definitely-not-a-real-program-xyz").is_none());
+    }
+
+    #[test]
     fn spawn_errors_are_classified() {
         let nf = std::io::Error::from(std::io::ErrorKind::NotFound);
         let r = spawn_failure("a", Path::new("/x/claude"), &nf);
@@ -414,8 +414,8 @@ mod tests {
 
     #[test]
     fn json_answer_detection() {
-        assert!(json_object_answer(b" {\"result\": \"x\"}\n"));
-        assert!(!json_object_answer(b"{\"result\": "));
-        assert!(!json_object_answer(b""));
+        assert!(json_object_answer(b" {\"result\": \"x\"}\n").is_some());
+        assert!(json_object_answer(b"{\"result\": ").is_none());
+        assert!(json_object_answer(b"").is_none());
     }
 }

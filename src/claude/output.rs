@@ -8,7 +8,7 @@
 use crate::text::{first_chars, json_type};
 use serde_json::{Map, Value};
 
-use crate::claude::argv::python_float;
+use crate::pyfmt;
 use crate::result::{DispatchResult, ErrorType};
 
 /// What the runner knew when it started the child.
@@ -89,7 +89,7 @@ pub fn budget_stop_hint(agent: &str, budget: Option<f64>, session_id: Option<&st
     let raise = match budget {
         Some(b) if b.is_finite() && b > 0.0 => format!(
             "raise the cap (agent-dispatch update {agent} --max-budget {})",
-            python_float(b * 2.0)
+            pyfmt::float(b * 2.0)
         ),
         _ => format!("raise the cap (agent-dispatch update {agent} --max-budget <usd>)"),
     };
@@ -109,7 +109,7 @@ pub fn budget_stop_hint(agent: &str, budget: Option<f64>, session_id: Option<&st
 pub fn over_budget_hint(agent: &str, cost: f64, budget: f64) -> String {
     format!(
         "This run cost ${cost:.4} which exceeds the budget of ${} (the CLI checks the cap between turns). Raise it (agent-dispatch update {agent} --max-budget <usd>) or pick a cheaper model.",
-        python_float(budget)
+        pyfmt::float(budget)
     )
 }
 
@@ -276,7 +276,7 @@ pub fn from_result_object(
         if budget_stop {
             let reason = detail.unwrap_or_else(|| "error_max_budget_usd".to_string());
             let cap = match ctx.budget {
-                Some(b) => format!(" of ${}", python_float(b)),
+                Some(b) => format!(" of ${}", pyfmt::float(b)),
                 None => String::new(),
             };
             r.error = Some(format!(
@@ -348,7 +348,7 @@ fn error_details(obj: &Map<String, Value>) -> Option<String> {
                     Value::Null => String::new(),
                     other => other.to_string(),
                 };
-                (!s.is_empty()).then(|| cut(&s, MAX_ERROR_CHARS))
+                (!s.is_empty()).then(|| first_chars(&s, MAX_ERROR_CHARS).to_string())
             })
             .take(MAX_ERRORS)
             .collect();
@@ -357,7 +357,9 @@ fn error_details(obj: &Map<String, Value>) -> Option<String> {
         }
     }
     match obj.get("subtype").and_then(Value::as_str) {
-        Some(s) if !s.is_empty() && s != "success" => Some(cut(s, MAX_ERROR_CHARS)),
+        Some(s) if !s.is_empty() && s != "success" => {
+            Some(first_chars(s, MAX_ERROR_CHARS).to_string())
+        }
         _ => None,
     }
 }
@@ -406,7 +408,7 @@ pub fn denied_tools(v: Option<&Value>) -> Option<Vec<String>> {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        let name = cut(&name, MAX_DENIED_NAME);
+        let name = first_chars(&name, MAX_DENIED_NAME).to_string();
         if !out.contains(&name) {
             out.push(name);
             if out.len() == MAX_DENIED {
@@ -475,7 +477,7 @@ pub fn parse_stream_line(line: &[u8]) -> StreamLine {
                         if let Some(text) = block.get("text").and_then(Value::as_str)
                             && !text.is_empty()
                         {
-                            out.push(cut(text, MAX_PROGRESS_CHARS));
+                            out.push(first_chars(text, MAX_PROGRESS_CHARS).to_string());
                         }
                     }
                     Some("tool_use") => {
@@ -518,11 +520,6 @@ fn as_count(v: &Value) -> Option<u64> {
             .filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0 && *f < 1e18)
             .map(|f| f as u64)
     })
-}
-
-/// The first `n` characters as an owned string (SPEC §0: characters, not bytes).
-fn cut(s: &str, n: usize) -> String {
-    first_chars(s, n).to_string()
 }
 
 #[cfg(test)]
@@ -897,7 +894,4 @@ mod tests {
             "Error: Session ID x is already in use. --session-id"
         ));
     }
-
-    #[test]
-    fn cut_counts_chars() {}
 }

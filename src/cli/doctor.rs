@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::host::{self, RunError};
 use super::show::DirStatus;
 use super::{Color, Command, CommandSpec, EXIT_ERROR, EXIT_OK, Io, parse_no_args};
+use crate::claude;
 use crate::config::{self, Config, InvalidKind};
 
 pub const SPEC: CommandSpec = CommandSpec {
@@ -35,11 +36,11 @@ Environment:
 const MCP_LIST_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn mcp_list_timeout() -> Duration {
-    std::env::var("AGENT_DISPATCH_MCP_LIST_TIMEOUT")
-        .ok()
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0 && *s < 3600.0)
-        .map_or(MCP_LIST_TIMEOUT, Duration::from_secs_f64)
+    crate::env::secs(
+        "AGENT_DISPATCH_MCP_LIST_TIMEOUT",
+        MCP_LIST_TIMEOUT,
+        Duration::from_secs(3600),
+    )
 }
 
 /// Counts as it prints.
@@ -99,7 +100,7 @@ pub fn run(io: &mut Io) -> io::Result<u8> {
     };
 
     r.section("Environment")?;
-    let claude = host::find_on_path("claude");
+    let claude = claude::find_on_path("claude");
     match &claude {
         Some(p) => r.ok(&format!("claude CLI: {}", p.display()))?,
         None => {
@@ -107,7 +108,7 @@ pub fn run(io: &mut Io) -> io::Result<u8> {
             r.more("Install it: https://docs.anthropic.com/en/docs/claude-code")?;
         }
     }
-    match host::find_on_path("agent-dispatch") {
+    match claude::find_on_path("agent-dispatch") {
         Some(p) => r.ok(&format!("agent-dispatch CLI: {}", p.display()))?,
         None => r.warn("agent-dispatch not on PATH (MCP server still works via absolute path)")?,
     }

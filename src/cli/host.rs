@@ -1,28 +1,13 @@
-//! The few outside programs the CLI touches (`claude mcp …`): finding an executable on PATH and
-//! running one with captured output and a deadline. Running is `claude::process::Supervised`'s
-//! job (own process group, both pipes drained, group killed on timeout, leftovers holding the
-//! pipes cleared), so the deadline covers the whole run, not just the direct child's life.
+//! Running the few outside programs the CLI touches (`claude mcp …`) with captured output and a
+//! deadline; `claude::find_on_path` finds them. Running is `claude::process::Supervised`'s job
+//! (own process group, both pipes drained, group killed on timeout, leftovers holding the pipes
+//! cleared), so the deadline covers the whole run, not just the direct child's life.
 
 use std::io;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::claude::process::{ChildSpec, Outcome, StdoutMode, Supervised};
-
-/// The first executable regular file called `name` in `$PATH`, made absolute.
-pub fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .filter(|d| !d.as_os_str().is_empty())
-        .map(|d| d.join(name))
-        .find(|p| is_executable(p))
-        .map(|p| std::path::absolute(&p).unwrap_or(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
 
 /// A finished child's exit code (minus the signal number if one killed it) and lossily decoded
 /// output (stderr: its tail).
@@ -124,11 +109,5 @@ mod tests {
             "{:?}",
             start.elapsed()
         );
-    }
-
-    #[test]
-    fn path_lookup_finds_sh() {
-        assert!(find_on_path("sh").is_some_and(|p| p.is_absolute()));
-        assert!(find_on_path("definitely-not-a-real-program-xyz").is_none());
     }
 }

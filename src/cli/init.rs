@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::host::{self, RunError};
 use super::{Color, Command, CommandSpec, EXIT_ERROR, EXIT_OK, Io, parse_no_args};
-use crate::config;
+use crate::{claude, config};
 
 pub const SPEC: CommandSpec = CommandSpec {
     name: "init",
@@ -49,11 +49,11 @@ pub fn run(io: &mut Io) -> io::Result<u8> {
             return Ok(EXIT_ERROR);
         }
     }
-    let Some(claude) = host::find_on_path("claude") else {
+    let Some(claude) = claude::find_on_path("claude") else {
         io.warn("Warning: claude CLI not found. Register MCP server manually.")?;
         return Ok(EXIT_OK);
     };
-    let Some(exe) = host::find_on_path("agent-dispatch") else {
+    let Some(exe) = claude::find_on_path("agent-dispatch") else {
         io.warn(
             "Warning: agent-dispatch not found in PATH. Install it (make install puts it in \
              ~/.local/bin) and re-run 'agent-dispatch init'.",

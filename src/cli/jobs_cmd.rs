@@ -1,17 +1,44 @@
-//! The job commands of the CLI: `jobs`, `job ID`, `cancel ID` and `gc`. Each has a `HELP_*`
-//! text, a lexopt parser called after the subcommand word, and one `execute` that runs a
-//! parsed command against a jobs directory and prints through the writers it is given. The
+//! The job commands of the CLI: `jobs`, `job ID`, `cancel ID` and `gc`. Each has a
+//! `CommandSpec` with its `HELP_*` text and a lexopt parser called after the subcommand word;
+//! one `run` executes a parsed command against the jobs directory and prints through `Io`. The
 //! storage rules live in `jobs`; this file only parses and formats.
 
-use std::io::Write;
+use std::io;
 use std::path::Path;
 use std::time::Duration;
 
 use lexopt::prelude::*;
 
+use super::{Command, CommandSpec, EXIT_ERROR, EXIT_OK, Io, help};
+use crate::config;
 use crate::jobs::{self, CancelOutcome, Job, JobStore, Status, valid_id};
 
-pub const HELP_JOBS: &str = "\
+pub const JOBS: CommandSpec = CommandSpec {
+    name: "jobs",
+    summary: "List async jobs and stored results",
+    help: HELP_JOBS,
+    parse: parse_jobs,
+};
+pub const JOB: CommandSpec = CommandSpec {
+    name: "job",
+    summary: "Show one job with its progress and result",
+    help: HELP_JOB,
+    parse: parse_job,
+};
+pub const CANCEL: CommandSpec = CommandSpec {
+    name: "cancel",
+    summary: "Cancel a pending or running job",
+    help: HELP_CANCEL,
+    parse: parse_cancel,
+};
+pub const GC: CommandSpec = CommandSpec {
+    name: "gc",
+    summary: "Delete old finished jobs",
+    help: HELP_GC,
+    parse: parse_gc,
+};
+
+const HELP_JOBS: &str = "\
 Usage: agent-dispatch jobs [OPTIONS]
 
   List async jobs and result references, newest first.
@@ -22,7 +49,7 @@ Options:
   -h, --help       Show this message and exit.
 ";
 
-pub const HELP_JOB: &str = "\
+const HELP_JOB: &str = "\
 Usage: agent-dispatch job ID
 
   Show one job: its fields, progress tail and a preview of its result.
@@ -31,7 +58,7 @@ Options:
   -h, --help  Show this message and exit.
 ";
 
-pub const HELP_CANCEL: &str = "\
+const HELP_CANCEL: &str = "\
 Usage: agent-dispatch cancel ID
 
   Cancel a pending or running job. A running job is marked cancelled first, then its claude
@@ -41,7 +68,7 @@ Options:
   -h, --help  Show this message and exit.
 ";
 
-pub const HELP_GC: &str = "\
+const HELP_GC: &str = "\
 Usage: agent-dispatch gc [--days N | --all]
 
   Delete finished (done, failed, cancelled) jobs. Pending and running jobs are never deleted.
@@ -79,11 +106,9 @@ pub enum JobsCommand {
     Gc {
         max_age_days: Option<f64>,
     },
-    /// `-h`/`--help`: print this text and exit 0.
-    Help(&'static str),
 }
 
-pub fn parse_jobs(p: &mut lexopt::Parser) -> Result<JobsCommand, lexopt::Error> {
+fn parse_jobs(p: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
     let mut status = None;
     let mut limit = DEFAULT_LIMIT;
     while let Some(arg) = p.next()? {
@@ -97,23 +122,25 @@ pub fn parse_jobs(p: &mut lexopt::Parser) -> Result<JobsCommand, lexopt::Error> 
                 // Clamped like `dispatch_jobs` (SPEC tool 15).
                 limit = usize::try_from(n.clamp(1, MAX_LIMIT as i64)).unwrap_or(DEFAULT_LIMIT);
             }
-            Short('h') | Long("help") => return Ok(JobsCommand::Help(HELP_JOBS)),
+            Short('h') | Long("help") => return Ok(help(&JOBS)),
             _ => return Err(arg.unexpected()),
         }
     }
-    Ok(JobsCommand::List { status, limit })
+    Ok(Command::Jobs(JobsCommand::List { status, limit }))
 }
 
-/// Reads the one ID argument and checks its format before anything touches the disk.
+/// Reads the one ID argument and checks its format before anything touches the disk; the
+/// command is `make(id)`, or the help of `spec`.
 fn parse_id(
     p: &mut lexopt::Parser,
-    help: &'static str,
-) -> Result<Result<String, &'static str>, lexopt::Error> {
+    spec: &CommandSpec,
+    make: fn(String) -> JobsCommand,
+) -> Result<Command, lexopt::Error> {
     let mut id = None;
     while let Some(arg) = p.next()? {
         match arg {
             Value(v) if id.is_none() => id = Some(v.string()?),
-            Short('h') | Long("help") => return Ok(Err(help)),
+            Short('h') | Long("help") => return Ok(help(spec)),
             _ => return Err(arg.unexpected()),
         }
     }
@@ -121,37 +148,31 @@ fn parse_id(
     if !valid_id(&id) {
         return Err(jobs::Error::InvalidId(id).to_string().into());
     }
-    Ok(Ok(id))
+    Ok(Command::Jobs(make(id)))
 }
 
-pub fn parse_job(p: &mut lexopt::Parser) -> Result<JobsCommand, lexopt::Error> {
-    Ok(match parse_id(p, HELP_JOB)? {
-        Ok(id) => JobsCommand::Show { id },
-        Err(help) => JobsCommand::Help(help),
-    })
+fn parse_job(p: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
+    parse_id(p, &JOB, |id| JobsCommand::Show { id })
 }
 
-pub fn parse_cancel(p: &mut lexopt::Parser) -> Result<JobsCommand, lexopt::Error> {
-    Ok(match parse_id(p, HELP_CANCEL)? {
-        Ok(id) => JobsCommand::Cancel { id },
-        Err(help) => JobsCommand::Help(help),
-    })
+fn parse_cancel(p: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
+    parse_id(p, &CANCEL, |id| JobsCommand::Cancel { id })
 }
 
-pub fn parse_gc(p: &mut lexopt::Parser) -> Result<JobsCommand, lexopt::Error> {
+fn parse_gc(p: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
     let mut days = None;
     let mut all = false;
     while let Some(arg) = p.next()? {
         match arg {
             Long("days") => days = Some(p.value()?.parse::<f64>()?),
             Long("all") => all = true,
-            Short('h') | Long("help") => return Ok(JobsCommand::Help(HELP_GC)),
+            Short('h') | Long("help") => return Ok(help(&GC)),
             _ => return Err(arg.unexpected()),
         }
     }
     match (days, all) {
         (Some(_), true) => Err("--days and --all can not be combined".to_string().into()),
-        (None, true) => Ok(JobsCommand::Gc { max_age_days: None }),
+        (None, true) => Ok(Command::Jobs(JobsCommand::Gc { max_age_days: None })),
         (Some(d), false) if d.is_nan() || d <= 0.0 => Err(
             "--days must be > 0 (use --all to delete every finished job)"
                 .to_string()
@@ -160,64 +181,80 @@ pub fn parse_gc(p: &mut lexopt::Parser) -> Result<JobsCommand, lexopt::Error> {
         (Some(d), false) if !(d * 86_400.0).is_finite() => {
             Err("--days is too large".to_string().into())
         }
-        (d, false) => Ok(JobsCommand::Gc {
+        (d, false) => Ok(Command::Jobs(JobsCommand::Gc {
             max_age_days: Some(d.unwrap_or(DEFAULT_GC_DAYS)),
-        }),
+        })),
     }
 }
 
-/// Runs `cmd` against the jobs directory `dir`; returns the exit code (0 ok, 1 failed).
-/// Write errors on `stdout` (a closed pipe) are ignored: there is nobody left to tell.
-pub fn execute(
-    cmd: &JobsCommand,
-    dir: &Path,
-    stdout: &mut dyn Write,
-    stderr: &mut dyn Write,
-) -> i32 {
-    if let JobsCommand::Help(text) = cmd {
-        let _ = stdout.write_all(text.as_bytes());
-        return 0;
-    }
+/// Runs `cmd` against the jobs directory of the configured `agents.yaml`; returns the exit code
+/// (0 ok, 1 failed).
+pub fn run(io: &mut Io, cmd: &JobsCommand) -> io::Result<u8> {
+    let dir = config::jobs_dir(&config::config_path());
+    run_in(io, cmd, &dir)
+}
+
+fn run_in(io: &mut Io, cmd: &JobsCommand, dir: &Path) -> io::Result<u8> {
     let store = match JobStore::open(dir) {
         Ok(s) => s,
-        Err(e) => return fail(stderr, &e.to_string()),
+        Err(e) => return fail(io, &e.to_string()),
     };
     let done = match cmd {
-        JobsCommand::List { status, limit } => list(&store, *status, *limit, stdout, stderr),
-        JobsCommand::Show { id } => show(&store, id, stdout, stderr),
-        JobsCommand::Cancel { id } => cancel(&store, id, stdout, stderr),
-        JobsCommand::Gc { max_age_days } => gc(&store, *max_age_days, stdout),
-        JobsCommand::Help(_) => Ok(0),
+        JobsCommand::List { status, limit } => list(io, &store, *status, *limit),
+        JobsCommand::Show { id } => show(io, &store, id),
+        JobsCommand::Cancel { id } => cancel(io, &store, id),
+        JobsCommand::Gc { max_age_days } => gc(io, &store, *max_age_days),
     };
-    done.unwrap_or_else(|e| fail(stderr, &e.to_string()))
+    match done {
+        Ok(code) => Ok(code),
+        Err(Failure::Store(e)) => fail(io, &e.to_string()),
+        Err(Failure::Output(e)) => Err(e),
+    }
 }
 
-fn fail(stderr: &mut dyn Write, message: &str) -> i32 {
-    let _ = writeln!(stderr, "Error: {message}");
-    1
+/// Why a job command stopped early: the store failed (reported as `Error: …`, exit 1), or its
+/// output could not be written (left to `cli::main`'s policy).
+enum Failure {
+    Store(jobs::Error),
+    Output(io::Error),
+}
+
+impl From<jobs::Error> for Failure {
+    fn from(e: jobs::Error) -> Self {
+        Failure::Store(e)
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Failure::Output(e)
+    }
+}
+
+fn fail(io: &mut Io, message: &str) -> io::Result<u8> {
+    io.error(&format!("Error: {message}"))?;
+    Ok(EXIT_ERROR)
 }
 
 fn list(
+    io: &mut Io,
     store: &JobStore,
     status: Option<Status>,
     limit: usize,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> Result<i32, jobs::Error> {
+) -> Result<u8, Failure> {
     let listing = store.list(status)?;
     for (name, reason) in &listing.skipped {
-        let _ = writeln!(
-            err,
+        io.warn(&format!(
             "Warning: skipped {}: {reason}",
             store.dir().join(name).display()
-        );
+        ))?;
     }
     if listing.jobs.is_empty() {
-        let _ = match status {
-            Some(s) => writeln!(out, "No {s} jobs."),
-            None => writeln!(out, "No jobs."),
-        };
-        return Ok(0);
+        match status {
+            Some(s) => io.say(&format!("No {s} jobs."))?,
+            None => io.say("No jobs.")?,
+        }
+        return Ok(EXIT_OK);
     }
     let shown = &listing.jobs[..listing.jobs.len().min(limit)];
     let agent_width = shown
@@ -226,45 +263,39 @@ fn list(
         .max()
         .unwrap_or(0)
         .max(5);
-    let _ = writeln!(
-        out,
+    writeln!(
+        io.out,
         "{:<32}  {:<9}  {:<agent_width$}  {:<19}  TASK",
         "ID", "STATUS", "AGENT", "CREATED"
-    );
+    )?;
     for j in shown {
-        let _ = writeln!(
-            out,
+        writeln!(
+            io.out,
             "{:<32}  {:<9}  {:<agent_width$}  {:<19}  {}",
             j.id,
             j.status.as_str(),
             j.agent,
             local_time(j.created_at),
             one_line(&j.task, TABLE_TASK_CHARS)
-        );
+        )?;
     }
     if listing.jobs.len() > shown.len() {
-        let _ = writeln!(
-            out,
+        io.say(&format!(
             "({} more; use --limit to see them)",
             listing.jobs.len() - shown.len()
-        );
+        ))?;
     }
-    Ok(0)
+    Ok(EXIT_OK)
 }
 
-fn show(
-    store: &JobStore,
-    id: &str,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> Result<i32, jobs::Error> {
+fn show(io: &mut Io, store: &JobStore, id: &str) -> Result<u8, Failure> {
     let Some(job) = store.get(id)? else {
-        return Ok(fail(err, &format!("Job not found: {id}")));
+        return Ok(fail(io, &format!("Job not found: {id}"))?);
     };
-    let _ = out.write_all(render_job(&job, store.owned(id)?).as_bytes());
-    Ok(0)
+    io.out
+        .write_all(render_job(&job, store.owned(id)?).as_bytes())?;
+    Ok(EXIT_OK)
 }
-
 /// The `job ID` text: fields, progress tail, result preview.
 fn render_job(job: &Job, owned: bool) -> String {
     let mut s = String::new();
@@ -337,47 +368,38 @@ fn render_job(job: &Job, owned: bool) -> String {
     s
 }
 
-fn cancel(
-    store: &JobStore,
-    id: &str,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> Result<i32, jobs::Error> {
-    let outcome = store.cancel(id)?;
-    let _ = match outcome {
-        CancelOutcome::NotFound => return Ok(fail(err, &format!("Job not found: {id}"))),
-        CancelOutcome::Cancelled => writeln!(out, "Cancelled pending job {id}."),
+fn cancel(io: &mut Io, store: &JobStore, id: &str) -> Result<u8, Failure> {
+    match store.cancel(id)? {
+        CancelOutcome::NotFound => return Ok(fail(io, &format!("Job not found: {id}"))?),
+        CancelOutcome::Cancelled => io.say(&format!("Cancelled pending job {id}."))?,
         CancelOutcome::CancelledRunning => {
             if store.wait_released(id, CANCEL_WAIT)? {
-                writeln!(out, "Cancelled running job {id}; its process has stopped.")
+                io.say(&format!(
+                    "Cancelled running job {id}; its process has stopped."
+                ))?;
             } else {
-                let _ = writeln!(
-                    err,
+                io.warn(&format!(
                     "Warning: the server running job {id} has not stopped it after {}s.",
                     CANCEL_WAIT.as_secs()
-                );
-                writeln!(out, "Cancelled running job {id}.")
+                ))?;
+                io.say(&format!("Cancelled running job {id}."))?;
             }
         }
         CancelOutcome::AlreadyTerminal(s) => {
-            writeln!(out, "Job {id} is already {s}; nothing to cancel.")
+            io.say(&format!("Job {id} is already {s}; nothing to cancel."))?;
         }
-    };
-    Ok(0)
+    }
+    Ok(EXIT_OK)
 }
 
-fn gc(
-    store: &JobStore,
-    max_age_days: Option<f64>,
-    out: &mut dyn Write,
-) -> Result<i32, jobs::Error> {
+fn gc(io: &mut Io, store: &JobStore, max_age_days: Option<f64>) -> Result<u8, Failure> {
     let n = store.gc(max_age_days.map_or(0.0, |d| d * 86_400.0))?;
     let noun = if n == 1 { "job" } else { "jobs" };
-    let _ = match max_age_days {
-        Some(d) => writeln!(out, "Purged {n} finished {noun} older than {d} days."),
-        None => writeln!(out, "Purged {n} finished {noun}."),
-    };
-    Ok(0)
+    match max_age_days {
+        Some(d) => io.say(&format!("Purged {n} finished {noun} older than {d} days."))?,
+        None => io.say(&format!("Purged {n} finished {noun}."))?,
+    }
+    Ok(EXIT_OK)
 }
 
 fn indent(text: &str) -> String {
@@ -428,12 +450,17 @@ fn local_time(epoch: f64) -> String {
 mod tests {
     use super::*;
 
+    /// A job command, or `Err` with the usage error (or the help text, prefixed `help:`).
     fn parse(
-        f: fn(&mut lexopt::Parser) -> Result<JobsCommand, lexopt::Error>,
+        f: fn(&mut lexopt::Parser) -> Result<Command, lexopt::Error>,
         args: &[&str],
     ) -> Result<JobsCommand, String> {
         let mut p = lexopt::Parser::from_args(args.iter().copied());
-        f(&mut p).map_err(|e| e.to_string())
+        match f(&mut p).map_err(|e| e.to_string())? {
+            Command::Jobs(cmd) => Ok(cmd),
+            Command::Help(text) => Err(format!("help:{text}")),
+            other => Err(format!("not a job command: {other:?}")),
+        }
     }
 
     #[test]
@@ -465,7 +492,7 @@ mod tests {
                 .contains("Invalid status: 'bogus'")
         );
         assert!(parse(parse_jobs, &["extra"]).is_err());
-        assert_eq!(parse(parse_jobs, &["-h"]), Ok(JobsCommand::Help(HELP_JOBS)));
+        assert_eq!(parse(parse_jobs, &["-h"]), Err(format!("help:{HELP_JOBS}")));
     }
 
     #[test]
@@ -492,7 +519,7 @@ mod tests {
         assert!(parse(parse_job, &[id, id]).is_err());
         assert_eq!(
             parse(parse_cancel, &["--help"]),
-            Ok(JobsCommand::Help(HELP_CANCEL))
+            Err(format!("help:{HELP_CANCEL}"))
         );
     }
 

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use lexopt::prelude::*;
 
-use super::{Command, CommandSpec, EXIT_ERROR, EXIT_OK, Io, help, parse_name_only};
+use super::{
+    Command, CommandSpec, EXIT_ERROR, EXIT_OK, Io, agent_not_found, help, parse_name_only,
+};
 use crate::config::{self, AgentConfig, AgentPatch, MutateError};
 use crate::detect;
 
@@ -257,23 +259,24 @@ pub fn run_add(io: &mut Io, args: AddArgs) -> io::Result<u8> {
         .as_deref()
         .and_then(config::permission_mode_warning);
     let path = config::config_path();
-    let mut generated = None;
+    // Described before taking the config lock: reading the project can be slow, and every other
+    // writer of agents.yaml would wait for it.
+    let generated = match &o.description {
+        Some(_) => None,
+        None => Some(detect::auto_describe(&resolved)),
+    };
     let outcome = config::mutate(&path, |c| {
         if c.agents.contains(&name) {
             return Err(format!(
                 "Agent '{name}' already exists. Use 'agent-dispatch remove {name}' first."
             ));
         }
-        let description = match &o.description {
-            Some(d) => d.clone(),
-            None => {
-                let d = detect::auto_describe(&resolved);
-                generated = Some(d.clone());
-                d
-            }
-        };
         let mut agent = AgentConfig::new(resolved.clone());
-        agent.description = description;
+        agent.description = o
+            .description
+            .clone()
+            .or_else(|| generated.clone())
+            .unwrap_or_default();
         agent.timeout = o.timeout.unwrap_or(config::DEFAULT_AGENT_TIMEOUT);
         agent.max_budget_usd = o.max_budget;
         agent.model = o.model.clone();
@@ -340,9 +343,7 @@ pub fn run_update(io: &mut Io, args: UpdateArgs) -> io::Result<u8> {
         .and_then(config::permission_mode_warning);
     let outcome = config::mutate(&config::config_path(), |c| {
         let Some(agent) = c.agents.get_mut(&name) else {
-            return Err(format!(
-                "Agent '{name}' not found. Run 'agent-dispatch list' to see agents."
-            ));
+            return Err(agent_not_found(&name));
         };
         if patch.is_empty() {
             return Err("Nothing to update. Pass at least one option (see --help).".to_string());

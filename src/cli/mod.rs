@@ -9,12 +9,12 @@
 mod doctor;
 mod host;
 mod init;
-pub mod jobs_cmd;
+mod jobs_cmd;
 mod manage;
 mod output;
 mod serve;
 mod show;
-pub mod test_cmd;
+mod test_cmd;
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -76,62 +76,14 @@ pub const COMMANDS: &[CommandSpec] = &[
     manage::REMOVE,
     show::LIST,
     show::DESCRIBE,
-    TEST,
+    test_cmd::SPEC,
     doctor::SPEC,
     serve::SPEC,
-    JOBS,
-    JOB,
-    CANCEL,
-    GC,
+    jobs_cmd::JOBS,
+    jobs_cmd::JOB,
+    jobs_cmd::CANCEL,
+    jobs_cmd::GC,
 ];
-
-const TEST: CommandSpec = CommandSpec {
-    name: "test",
-    summary: "Dispatch a task to an agent and print the result",
-    help: test_cmd::HELP,
-    parse: |p| {
-        test_cmd::parse(p).map(|args| {
-            if args.help {
-                Command::Help(test_cmd::HELP.to_string())
-            } else {
-                Command::Test(args)
-            }
-        })
-    },
-};
-
-/// `-h` of a job command is plain help like every other command's.
-fn jobs_command(cmd: jobs_cmd::JobsCommand) -> Command {
-    match cmd {
-        jobs_cmd::JobsCommand::Help(text) => Command::Help(text.to_string()),
-        other => Command::Jobs(other),
-    }
-}
-
-const JOBS: CommandSpec = CommandSpec {
-    name: "jobs",
-    summary: "List async jobs and stored results",
-    help: jobs_cmd::HELP_JOBS,
-    parse: |p| jobs_cmd::parse_jobs(p).map(jobs_command),
-};
-const JOB: CommandSpec = CommandSpec {
-    name: "job",
-    summary: "Show one job with its progress and result",
-    help: jobs_cmd::HELP_JOB,
-    parse: |p| jobs_cmd::parse_job(p).map(jobs_command),
-};
-const CANCEL: CommandSpec = CommandSpec {
-    name: "cancel",
-    summary: "Cancel a pending or running job",
-    help: jobs_cmd::HELP_CANCEL,
-    parse: |p| jobs_cmd::parse_cancel(p).map(jobs_command),
-};
-const GC: CommandSpec = CommandSpec {
-    name: "gc",
-    summary: "Delete old finished jobs",
-    help: jobs_cmd::HELP_GC,
-    parse: |p| jobs_cmd::parse_gc(p).map(jobs_command),
-};
 
 const USAGE: &str = "Usage: agent-dispatch [OPTIONS] COMMAND [ARGS]...";
 
@@ -233,15 +185,8 @@ pub fn run(cmd: Command, io: &mut Io) -> io::Result<u8> {
         Command::Describe(name) => show::run_describe(io, &name),
         Command::Doctor => doctor::run(io),
         Command::Serve => serve::run(io),
-        Command::Test(args) => {
-            let code = test_cmd::execute(&args, io.out, io.err);
-            Ok(u8::try_from(code).unwrap_or(EXIT_ERROR))
-        }
-        Command::Jobs(cmd) => {
-            let dir = crate::config::jobs_dir(&crate::config::config_path());
-            let code = jobs_cmd::execute(&cmd, &dir, io.out, io.err);
-            Ok(u8::try_from(code).unwrap_or(EXIT_ERROR))
-        }
+        Command::Test(args) => test_cmd::run(io, &args),
+        Command::Jobs(cmd) => jobs_cmd::run(io, &cmd),
     }
 }
 
@@ -303,6 +248,11 @@ fn parse_name_only(
     }
     name.map(Ok)
         .ok_or_else(|| "Missing argument 'NAME'.".into())
+}
+
+/// What the CLI says when NAME is not a configured agent.
+fn agent_not_found(name: &str) -> String {
+    format!("Agent '{name}' not found. Run 'agent-dispatch list' to see agents.")
 }
 
 /// Prints a config load failure as SPEC §9.1 words it.

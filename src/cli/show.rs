@@ -4,7 +4,10 @@
 use std::io;
 use std::path::Path;
 
-use super::{Color, Command, CommandSpec, EXIT_ERROR, EXIT_OK, Io, parse_name_only, parse_no_args};
+use super::{
+    Color, Command, CommandSpec, EXIT_ERROR, EXIT_OK, Io, agent_not_found, parse_name_only,
+    parse_no_args,
+};
 use crate::config::{self, AgentConfig, Config, DEFAULT_AGENT_TIMEOUT};
 use crate::pyfmt;
 
@@ -158,9 +161,7 @@ pub fn run_describe(io: &mut Io, name: &str) -> io::Result<u8> {
         Err(code) => return Ok(code),
     };
     let Some(agent) = config.agent(name) else {
-        io.error(&format!(
-            "Agent '{name}' not found. Run 'agent-dispatch list' to see agents."
-        ))?;
+        io.error(&agent_not_found(name))?;
         return Ok(EXIT_ERROR);
     };
     describe_agent(io, name, agent)?;

@@ -1,15 +1,24 @@
 //! `agent-dispatch test NAME [TASK] [--stream] [--timeout N]` (SPEC §9.8): dispatch one task to
 //! one agent straight through the runner (no cache, no limiter) and print the outcome with a
-//! diagnosis. Owns its lexopt loop, its help text and its output; the config is loaded here.
+//! diagnosis. Owns its `CommandSpec` (lexopt loop, help text) and its output, printed through
+//! `Io`; the config is loaded here.
 
-use std::io::Write;
+use std::io;
 
-use super::output::{Color, color_wanted, paint};
+use super::output::paint;
+use super::{Color, Command, CommandSpec, EXIT_ERROR, EXIT_OK, Io, agent_not_found, help};
 
 use crate::cancel::Cancel;
 use crate::claude::{self, DispatchRequest, Hooks, OutputMode};
 use crate::config::{self, Config};
 use crate::result::{DispatchResult, ErrorType};
+
+pub const SPEC: CommandSpec = CommandSpec {
+    name: "test",
+    summary: "Dispatch a task to an agent and print the result",
+    help: HELP,
+    parse,
+};
 
 pub const DEFAULT_TASK: &str = "What project is this? Describe in one sentence.";
 
@@ -39,21 +48,18 @@ pub struct TestArgs {
     pub stream: bool,
     /// Seconds; `None` keeps the agent's own timeout (0 on the command line means the same).
     pub timeout: Option<u64>,
-    /// `-h`/`--help` was given: print `HELP` and exit 0, whatever else was given.
-    pub help: bool,
 }
 
-/// Parses the arguments after the word `test`.
-pub fn parse(parser: &mut lexopt::Parser) -> Result<TestArgs, lexopt::Error> {
+/// Parses the arguments after the word `test`. `-h`/`--help` wins over anything after it.
+fn parse(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
     use lexopt::prelude::*;
     let mut name: Option<String> = None;
     let mut task: Option<String> = None;
     let mut stream = false;
     let mut timeout = None;
-    let mut help = false;
     while let Some(arg) = parser.next()? {
         match arg {
-            Short('h') | Long("help") => help = true,
+            Short('h') | Long("help") => return Ok(help(&SPEC)),
             Long("stream") => stream = true,
             Long("timeout") => {
                 let n: u64 = parser.value()?.parse()?;
@@ -65,72 +71,40 @@ pub fn parse(parser: &mut lexopt::Parser) -> Result<TestArgs, lexopt::Error> {
             _ => return Err(arg.unexpected()),
         }
     }
-    if help {
-        return Ok(TestArgs {
-            name: name.unwrap_or_default(),
-            task: task.unwrap_or_else(|| DEFAULT_TASK.to_string()),
-            stream,
-            timeout,
-            help,
-        });
-    }
-    Ok(TestArgs {
+    Ok(Command::Test(TestArgs {
         name: name.ok_or("missing argument NAME")?,
         task: task.unwrap_or_else(|| DEFAULT_TASK.to_string()),
         stream,
         timeout,
-        help,
-    })
+    }))
 }
 
-/// Runs the command and returns its exit code. Colour is used only on a terminal without
-/// `NO_COLOR`.
-pub fn execute(args: &TestArgs, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
-    let out_colour = Colour(color_wanted(1));
-    let err_colour = Colour(color_wanted(2));
-    // A closed stdout (e.g. `| head`) is not worth a panic; the exit code still tells.
-    run(args, stdout, stderr, out_colour, err_colour).unwrap_or(1)
-}
-
-fn run(
-    args: &TestArgs,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-    colour: Colour,
-    err_colour: Colour,
-) -> std::io::Result<i32> {
-    if args.help {
-        out.write_all(HELP.as_bytes())?;
-        return Ok(0);
-    }
+/// Runs the command and returns its exit code.
+pub fn run(io: &mut Io, args: &TestArgs) -> io::Result<u8> {
     let path = config::config_path();
     let config = match Config::load(&path) {
         Ok(c) => c,
         Err(e) => {
-            writeln!(out, "{}", colour.red(&config_error_text(&e)))?;
-            return Ok(1);
+            io.say_in(Color::Red, &config_error_text(&e))?;
+            return Ok(EXIT_ERROR);
         }
     };
     let name = args.name.as_str();
     let Some(agent) = config.agent(name) else {
-        writeln!(
-            out,
-            "Agent '{name}' not found. Run 'agent-dispatch list' to see agents."
-        )?;
-        return Ok(1);
+        io.say(&agent_not_found(name))?;
+        return Ok(EXIT_ERROR);
     };
     let mut agent = agent.clone();
     if let Some(t) = args.timeout {
         agent.timeout = t;
     }
-    writeln!(
-        out,
+    io.say(&format!(
         "Dispatching to '{name}' ({})...",
         agent.directory.display()
-    )?;
-    writeln!(out, "Task: {}", args.task)?;
-    writeln!(out, "---")?;
-    out.flush()?;
+    ))?;
+    io.say(&format!("Task: {}", args.task))?;
+    io.say("---")?;
+    io.out.flush()?;
 
     let req = DispatchRequest::new(name, agent, config.settings.clone(), &args.task);
     // Ctrl-C, a closed terminal or SIGTERM must stop the child's whole process group (it runs
@@ -148,9 +122,14 @@ fn run(
             });
     }
     let result = if args.stream {
+        let (err, err_color) = (&mut *io.err, io.err_color);
         let mut on_progress = |line: &str| {
             // Written and flushed per line so a pipe sees progress while the child runs.
-            let _ = writeln!(err, "{}", err_colour.cyan(&format!("  -> {line}")));
+            let _ = writeln!(
+                err,
+                "{}",
+                paint(err_color, Color::Cyan, &format!("  -> {line}"))
+            );
             let _ = err.flush();
         };
         let hooks = Hooks {
@@ -166,7 +145,7 @@ fn run(
         };
         claude::run(&req, OutputMode::Json, hooks)
     };
-    let code = report(name, &result, out, colour)?;
+    let code = report(io, name, &result)?;
     Ok(if interrupted.is_tripped() {
         EXIT_INTERRUPTED
     } else {
@@ -175,85 +154,71 @@ fn run(
 }
 
 /// Exit code after Ctrl-C / SIGTERM / SIGHUP stopped the run (128 + SIGINT, as shells report).
-const EXIT_INTERRUPTED: i32 = 130;
+const EXIT_INTERRUPTED: u8 = 130;
 
-fn report(
-    name: &str,
-    r: &DispatchResult,
-    out: &mut dyn Write,
-    colour: Colour,
-) -> std::io::Result<i32> {
+fn report(io: &mut Io, name: &str, r: &DispatchResult) -> io::Result<u8> {
     if r.success {
-        writeln!(out, "{}", r.result)?;
+        io.say(&r.result)?;
         if let Some(hint) = &r.hint {
-            writeln!(out)?;
-            writeln!(out, "{}", colour.yellow(&format!("Note: {hint}")))?;
+            io.say("")?;
+            io.say_in(Color::Yellow, &format!("Note: {hint}"))?;
         }
         if let Some(cost) = r.cost_usd {
             let turns = r
                 .num_turns
                 .map_or_else(|| "None".to_string(), |n| n.to_string());
-            writeln!(out, "\n--- Cost: ${cost:.4} | Turns: {turns}")?;
+            io.say(&format!("\n--- Cost: ${cost:.4} | Turns: {turns}"))?;
         }
-        out.flush()?;
-        return Ok(0);
+        io.out.flush()?;
+        return Ok(EXIT_OK);
     }
     let error = r.error.as_deref().unwrap_or("unknown error");
-    writeln!(out, "{}", colour.red(&format!("Error: {error}")))?;
+    io.say_in(Color::Red, &format!("Error: {error}"))?;
     match r.error_type {
         Some(ErrorType::Permission) => {
-            writeln!(out)?;
-            writeln!(out, "{}", colour.yellow("Diagnosis: permission error"))?;
-            writeln!(out, "The agent was denied a tool or action. To fix:")?;
-            writeln!(
-                out,
+            io.say("")?;
+            io.say_in(Color::Yellow, "Diagnosis: permission error")?;
+            io.say("The agent was denied a tool or action. To fix:")?;
+            io.say(&format!(
                 "  agent-dispatch update {name} --permission-mode bypassPermissions"
-            )?;
-            writeln!(
-                out,
+            ))?;
+            io.say(&format!(
                 "  agent-dispatch update {name} --allowed-tools Bash,Read,Edit,Write"
-            )?;
+            ))?;
         }
         Some(ErrorType::Timeout) => {
-            writeln!(out)?;
-            writeln!(out, "{}", colour.yellow("Diagnosis: timeout"))?;
-            writeln!(
-                out,
+            io.say("")?;
+            io.say_in(Color::Yellow, "Diagnosis: timeout")?;
+            io.say(&format!(
                 "  agent-dispatch test {name} --timeout 600    # one-off"
-            )?;
-            writeln!(
-                out,
+            ))?;
+            io.say(&format!(
                 "  agent-dispatch update {name} --timeout 600  # permanent"
-            )?;
+            ))?;
         }
         Some(ErrorType::Budget) => {
-            writeln!(out)?;
-            writeln!(out, "{}", colour.yellow("Diagnosis: spend cap reached"))?;
-            writeln!(
-                out,
-                "The claude CLI stopped the session at --max-budget-usd."
-            )?;
-            writeln!(
-                out,
+            io.say("")?;
+            io.say_in(Color::Yellow, "Diagnosis: spend cap reached")?;
+            io.say("The claude CLI stopped the session at --max-budget-usd.")?;
+            io.say(&format!(
                 "  agent-dispatch update {name} --max-budget 2.0  # raise the cap"
-            )?;
-            writeln!(
-                out,
+            ))?;
+            io.say(&format!(
                 "  agent-dispatch update {name} --model haiku     # cheaper model"
-            )?;
+            ))?;
             if let Some(sid) = &r.session_id {
-                writeln!(out, "  Resumable session: {sid}")?;
+                io.say(&format!("  Resumable session: {sid}"))?;
             }
         }
         _ => {
             if let Some(hint) = &r.hint {
-                writeln!(out)?;
-                writeln!(out, "{}", colour.yellow(&format!("Note: {hint}")))?;
+                io.say("")?;
+                io.say_in(Color::Yellow, &format!("Note: {hint}"))?;
             }
         }
     }
-    out.flush()?;
-    Ok(1)
+    io.out.flush()?;
+    Ok(EXIT_ERROR)
 }
 
 /// SPEC §9.1: `Error: config at <path> has an invalid schema:` / `is not valid YAML:` + details.
@@ -261,29 +226,33 @@ fn config_error_text(e: &config::Error) -> String {
     format!("Error: {}\n{}", e.headline(), e.details())
 }
 
-/// Whether to colour one stream (the shared policy of `cli::output`).
-#[derive(Clone, Copy, Debug)]
-struct Colour(bool);
-
-impl Colour {
-    fn red(self, t: &str) -> String {
-        paint(self.0, Color::Red, t)
-    }
-    fn yellow(self, t: &str) -> String {
-        paint(self.0, Color::Yellow, t)
-    }
-    fn cyan(self, t: &str) -> String {
-        paint(self.0, Color::Cyan, t)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse_str(args: &[&str]) -> Result<TestArgs, lexopt::Error> {
+    fn parse_command(args: &[&str]) -> Result<Command, lexopt::Error> {
         let mut p = lexopt::Parser::from_args(args.iter().copied());
         parse(&mut p)
+    }
+
+    fn parse_str(args: &[&str]) -> Result<TestArgs, lexopt::Error> {
+        match parse_command(args)? {
+            Command::Test(a) => Ok(a),
+            other => Err(format!("not a test command: {other:?}").into()),
+        }
+    }
+
+    /// Runs `report` into a buffer, with or without colour; returns the code and stdout.
+    fn report_text(r: &DispatchResult, color: bool) -> (u8, String) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut io = Io {
+            out: &mut out,
+            err: &mut err,
+            out_color: color,
+            err_color: false,
+        };
+        let code = report(&mut io, "p", r).unwrap();
+        (code, String::from_utf8(out).unwrap())
     }
 
     #[test]
@@ -291,7 +260,7 @@ mod tests {
         let a = parse_str(&["proj"]).unwrap();
         assert_eq!(a.name, "proj");
         assert_eq!(a.task, DEFAULT_TASK);
-        assert!(!a.stream && !a.help);
+        assert!(!a.stream);
         assert_eq!(a.timeout, None);
         let a = parse_str(&["proj", "do it", "--stream", "--timeout", "5"]).unwrap();
         assert_eq!(a.task, "do it");
@@ -310,7 +279,10 @@ mod tests {
         assert!(parse_str(&["p", "--timeout", "-3"]).is_err());
         assert!(parse_str(&["p", "t", "extra"]).is_err());
         assert!(parse_str(&["p", "--bogus"]).is_err());
-        assert!(parse_str(&["--help"]).unwrap().help);
+        assert_eq!(
+            parse_command(&["--help"]).unwrap(),
+            Command::Help(HELP.to_string())
+        );
     }
 
     #[test]
@@ -324,26 +296,24 @@ mod tests {
             num_turns: Some(3),
             ..Default::default()
         };
-        let mut out = Vec::new();
-        assert_eq!(report("p", &r, &mut out, Colour(false)).unwrap(), 0);
         assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "answer\n\nNote: look\n\n--- Cost: $0.0123 | Turns: 3\n"
+            report_text(&r, false),
+            (
+                0,
+                "answer\n\nNote: look\n\n--- Cost: $0.0123 | Turns: 3\n".to_string()
+            )
         );
     }
 
     #[test]
     fn report_failures_with_diagnosis() {
         let mut r = DispatchResult::failure("p", ErrorType::Timeout, "timed out");
-        let mut out = Vec::new();
-        assert_eq!(report("p", &r, &mut out, Colour(false)).unwrap(), 1);
-        let text = String::from_utf8(out).unwrap();
+        let (code, text) = report_text(&r, false);
+        assert_eq!(code, 1);
         assert!(text.starts_with("Error: timed out\n\nDiagnosis: timeout\n"));
         assert!(text.contains("agent-dispatch test p --timeout 600"));
         r.error_type = Some(ErrorType::Budget);
-        let mut out = Vec::new();
-        report("p", &r, &mut out, Colour(true)).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let (_, text) = report_text(&r, true);
         assert!(text.contains("\x1b[33mDiagnosis: spend cap reached\x1b[0m"));
         assert!(text.starts_with("\x1b[31mError: timed out\x1b[0m\n"));
     }

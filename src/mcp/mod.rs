@@ -14,7 +14,6 @@ use std::io::{self, BufRead, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -36,8 +35,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(1800);
 /// Runs the server on the process's stdin/stdout until stdin closes or SIGTERM/SIGINT/SIGHUP.
 pub fn serve_stdio(config_path: PathBuf) -> io::Result<()> {
     let signals = crate::signals::install();
-    let server = Arc::new(Server::new(config_path));
-    server.startup();
+    let server = Arc::new(Server::start(config_path));
     let stdin = io::BufReader::with_capacity(1024 * 1024, io::stdin());
     serve(server, stdin, io::stdout(), signals)
 }
@@ -131,12 +129,9 @@ impl Loop {
             "ping" => self.reply(id, json!({})),
             "tools/list" => self.reply(id, json!({ "tools": tools::list() })),
             "tools/call" => self.tools_call(id, params),
-            "logging/setLevel" => match params.get("level").and_then(Value::as_str).and_then(tools::level_rank) {
-                Some(rank) => {
-                    self.server.log_level.store(rank, Ordering::SeqCst);
-                    self.reply(id, json!({}));
-                }
-                None => self.reply_err(
+            "logging/setLevel" => match params.get("level").and_then(Value::as_str) {
+                Some(level) if self.server.set_log_level(level) => self.reply(id, json!({})),
+                _ => self.reply_err(
                     id,
                     ErrorCode::InvalidParams,
                     "Invalid params: level must be one of debug, info, notice, warning, error, critical, alert, emergency",
@@ -148,11 +143,7 @@ impl Loop {
 
     fn notification(&mut self, method: &str, params: &Value) {
         if method == "notifications/cancelled" {
-            let target = params.get("requestId").and_then(|v| match v {
-                Value::Number(n) => n.as_i64().map(RequestId::Int),
-                Value::String(s) => Some(RequestId::Str(s.clone())),
-                _ => None,
-            });
+            let target = params.get("requestId").and_then(RequestId::from_value);
             if let Some(cancel) = target.and_then(|id| self.in_flight.get(&id)) {
                 // The worker sees the flag, kills its children and sends no response.
                 cancel.trip();

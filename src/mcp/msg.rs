@@ -5,8 +5,9 @@
 
 use std::fmt;
 
-use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
 
 /// A request id: the client's number or string, echoed back unchanged.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -16,18 +17,21 @@ pub enum RequestId {
 }
 
 impl RequestId {
-    fn from_value(v: &Value) -> Option<RequestId> {
+    /// The id a JSON value names, if it is one JSON-RPC allows (an integer or a string).
+    pub(crate) fn from_value(v: &Value) -> Option<RequestId> {
         match v {
             Value::Number(n) => n.as_i64().map(RequestId::Int),
             Value::String(s) => Some(RequestId::Str(s.clone())),
             _ => None,
         }
     }
+}
 
-    pub fn to_value(&self) -> Value {
+impl Serialize for RequestId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            RequestId::Int(n) => json!(n),
-            RequestId::Str(s) => json!(s),
+            RequestId::Int(n) => s.serialize_i64(*n),
+            RequestId::Str(v) => s.serialize_str(v),
         }
     }
 }
@@ -95,27 +99,40 @@ impl Outgoing {
             message: message.into(),
         }
     }
-
-    pub fn to_value(&self) -> Value {
-        match self {
-            Outgoing::Result { id, result } => {
-                json!({"jsonrpc": "2.0", "id": id.to_value(), "result": result})
-            }
-            Outgoing::Error { id, code, message } => json!({
-                "jsonrpc": "2.0",
-                "id": id.as_ref().map(RequestId::to_value).unwrap_or(Value::Null),
-                "error": {"code": *code as i32, "message": message},
-            }),
-            Outgoing::Notification { method, params } => {
-                json!({"jsonrpc": "2.0", "method": method, "params": params})
-            }
-        }
-    }
 }
 
+/// Written field by field, borrowing: a `tools/call` result can be tens of megabytes, and
+/// building a `Value` first would copy it once more per response. Field order is the wire order.
 impl Serialize for Outgoing {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.to_value().serialize(s)
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(3))?;
+        map.serialize_entry("jsonrpc", "2.0")?;
+        match self {
+            Outgoing::Result { id, result } => {
+                map.serialize_entry("id", id)?;
+                map.serialize_entry("result", result)?;
+            }
+            Outgoing::Error { id, code, message } => {
+                #[derive(Serialize)]
+                struct Body<'a> {
+                    code: i32,
+                    message: &'a str,
+                }
+                map.serialize_entry("id", id)?;
+                map.serialize_entry(
+                    "error",
+                    &Body {
+                        code: *code as i32,
+                        message,
+                    },
+                )?;
+            }
+            Outgoing::Notification { method, params } => {
+                map.serialize_entry("method", method)?;
+                map.serialize_entry("params", params)?;
+            }
+        }
+        map.end()
     }
 }
 
@@ -155,20 +172,13 @@ fn classify(value: Value) -> Result<Incoming, Outgoing> {
         },
     };
     if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return match id {
-            Some(id) => Err(Outgoing::error(
-                Some(id),
-                ErrorCode::InvalidRequest,
-                "Invalid Request: \"jsonrpc\" must be \"2.0\"",
-            )),
-            // Without an id we cannot tell a broken notification from a broken request; a
-            // response with id null is what JSON-RPC prescribes for an unreadable message.
-            None => Err(Outgoing::error(
-                None,
-                ErrorCode::InvalidRequest,
-                "Invalid Request: \"jsonrpc\" must be \"2.0\"",
-            )),
-        };
+        // Without an id we cannot tell a broken notification from a broken request; a
+        // response with id null is what JSON-RPC prescribes for an unreadable message.
+        return Err(Outgoing::error(
+            id,
+            ErrorCode::InvalidRequest,
+            "Invalid Request: \"jsonrpc\" must be \"2.0\"",
+        ));
     }
     let method = match obj.remove("method") {
         Some(Value::String(m)) => m,
@@ -214,6 +224,13 @@ fn classify(value: Value) -> Result<Incoming, Outgoing> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    impl Outgoing {
+        fn to_value(&self) -> Value {
+            serde_json::to_value(self).unwrap()
+        }
+    }
 
     fn code_of(r: Result<Incoming, Outgoing>) -> (Option<RequestId>, i32) {
         match r {
@@ -301,5 +318,18 @@ mod tests {
             result: json!({}),
         };
         assert_eq!(r.to_value(), json!({"jsonrpc":"2.0","id":"a","result":{}}));
+        let n = Outgoing::Notification {
+            method: "notifications/message",
+            params: json!({"level": "info"}),
+        };
+        assert_eq!(
+            serde_json::to_string(&n).unwrap(),
+            r#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info"}}"#
+        );
+        let e = Outgoing::error(Some(RequestId::Int(4)), ErrorCode::MethodNotFound, "m");
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"jsonrpc":"2.0","id":4,"error":{"code":-32601,"message":"m"}}"#
+        );
     }
 }

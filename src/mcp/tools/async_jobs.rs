@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use super::{Args, ToolCtx, ToolError, ToolResult, apply_timeout_override};
-use crate::claude::{self, DispatchRequest, OutputMode};
+use super::ask::{Ask, Call};
+use super::{Args, ToolCtx, ToolError, ToolResult};
+use crate::claude::{self, OutputMode};
 use crate::jobs::{self, JobStore, NewJob, Status};
 use crate::result::DispatchResult;
 use crate::text::first_chars;
@@ -28,9 +29,7 @@ pub fn store_error(e: jobs::Error) -> ToolError {
 fn checked_id(args: &Args, name: &str) -> Result<String, ToolError> {
     let id = args.string(name)?;
     if !jobs::valid_id(&id) {
-        return Err(ToolError::new(format!(
-            "Invalid ref/job_id format: '{id}' (expected a 32-char hex id)"
-        )));
+        return Err(ToolError::new(jobs::Error::InvalidId(id).to_string()));
     }
     Ok(id)
 }
@@ -75,48 +74,41 @@ pub fn ref_payload(job_id: &str, r: &DispatchResult, summary_chars: usize) -> Va
 /// Persists `result` as a finished job and returns the reference payload.
 pub fn store_ref(
     ctx: &ToolCtx,
-    task: &str,
-    context: Option<&str>,
-    caller: Option<&str>,
-    goal: Option<&str>,
+    ask: &Ask,
     result: &DispatchResult,
     summary_chars: usize,
 ) -> Result<Value, ToolError> {
     let store = ctx.server.jobs()?;
     let job = store
-        .create_completed(&result.agent, task, context, caller, goal, result)
+        .create_completed(
+            &result.agent,
+            &ask.task,
+            ask.context.as_deref(),
+            ask.caller.as_deref(),
+            ask.goal.as_deref(),
+            result,
+        )
         .map_err(store_error)?;
     Ok(ref_payload(&job.id, result, summary_chars))
 }
 
 pub fn dispatch_async(ctx: &ToolCtx, args: &Args) -> ToolResult {
-    let name = args.string("agent")?;
-    let task = args.string("task")?;
-    let context = args.opt_string("context")?;
-    let caller = args.opt_string("caller")?;
-    let goal = args.opt_string("goal")?;
-    let response_format = args.opt_string("response_format")?;
-    let timeout_seconds = args.int("timeout_seconds")?;
-    let config = ctx.server.load_config()?;
-    let mut agent = ctx.agent(&config, &name)?;
-    apply_timeout_override(&mut agent, timeout_seconds);
+    let call = Call::from_args(args)?;
+    let (config, agent) = call.resolve(ctx)?;
+    let req = call.request(agent, &config.settings);
     let store = ctx.server.jobs()?;
+    let ask = &call.ask;
     let (job, owner) = store
         .create(NewJob {
-            agent: name.clone(),
-            task: task.clone(),
-            context: context.clone(),
-            caller: caller.clone(),
-            goal: goal.clone(),
-            response_format: response_format.clone(),
-            timeout: Some(config.effective_timeout(&agent)),
+            agent: call.name.clone(),
+            task: ask.task.clone(),
+            context: ask.context.clone(),
+            caller: ask.caller.clone(),
+            goal: ask.goal.clone(),
+            response_format: ask.response_format.clone(),
+            timeout: Some(claude::effective_timeout(&req.agent, &req.settings)),
         })
         .map_err(store_error)?;
-    let mut req = DispatchRequest::new(&name, agent, config.settings.clone(), &task);
-    req.context = context;
-    req.caller = caller;
-    req.goal = goal;
-    req.response_format = response_format;
     let server = ctx.server.clone();
     let started = ctx.server.spawn_job(&job.id, move || {
         let outcome = jobs::run_job(owner, &server.limiter, server.stopping(), |hooks| {
@@ -133,6 +125,7 @@ pub fn dispatch_async(ctx: &ToolCtx, args: &Args) -> ToolResult {
             "could not start a worker thread: {e}"
         )));
     }
+    let name = &call.name;
     ctx.log(&format!("Started async dispatch {} to {name}", job.id));
     Ok(json!({ "job_id": job.id, "status": "pending", "agent": name }))
 }

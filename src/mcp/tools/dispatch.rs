@@ -7,90 +7,15 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use serde_json::{Value, json};
 
+use super::ask::{Ask, Call};
+use super::async_jobs::store_ref;
 use super::{
-    Args, ToolCtx, ToolError, ToolResult, apply_timeout_override, bool_of, clamp_summary_chars,
-    int_of, unknown_agent,
+    Args, ToolCtx, ToolError, ToolResult, bool_of, clamp_summary_chars, find_agent, int_of,
 };
-use crate::cache::CacheKey;
 use crate::claude::{self, DispatchRequest, Hooks, OutputMode};
-use crate::config::{AgentConfig, Config, Settings};
+use crate::config::{AgentConfig, Config};
 use crate::result::{DispatchResult, ErrorType};
 use crate::text::first_chars;
-
-/// The text fields of one dispatch as the caller gave them (`""` already turned into `None`).
-#[derive(Clone, Debug, Default)]
-struct Ask {
-    task: String,
-    context: Option<String>,
-    caller: Option<String>,
-    goal: Option<String>,
-    response_format: Option<String>,
-}
-
-impl Ask {
-    fn from_args(args: &Args) -> Result<Ask, ToolError> {
-        Ok(Ask {
-            task: args.string("task")?,
-            context: args.opt_string("context")?,
-            caller: args.opt_string("caller")?,
-            goal: args.opt_string("goal")?,
-            response_format: args.opt_string("response_format")?,
-        })
-    }
-
-    fn request(&self, name: &str, agent: AgentConfig, settings: &Settings) -> DispatchRequest {
-        let mut req = DispatchRequest::new(name, agent, settings.clone(), &self.task);
-        req.context = self.context.clone();
-        req.caller = self.caller.clone();
-        req.goal = self.goal.clone();
-        req.response_format = self.response_format.clone();
-        req
-    }
-
-    /// Persists a result as a finished job and returns the reference payload (SPEC §7.4).
-    fn store_ref(
-        &self,
-        ctx: &ToolCtx,
-        result: &DispatchResult,
-        summary_chars: usize,
-    ) -> Result<Value, ToolError> {
-        super::async_jobs::store_ref(
-            ctx,
-            &self.task,
-            self.context.as_deref(),
-            self.caller.as_deref(),
-            self.goal.as_deref(),
-            result,
-            summary_chars,
-        )
-    }
-
-    fn cache_key(&self, name: &str, agent: &AgentConfig, settings: &Settings) -> CacheKey {
-        let s = |o: &Option<String>| o.clone().unwrap_or_default();
-        CacheKey {
-            agent: name.to_string(),
-            agent_fingerprint: fingerprint(agent, settings),
-            task: self.task.clone(),
-            context: s(&self.context),
-            caller: s(&self.caller),
-            goal: s(&self.goal),
-            response_format: s(&self.response_format),
-        }
-    }
-}
-
-/// Everything about an agent's configuration that changes what a dispatch does. Part of the cache
-/// key, so an edit made by any process (CLI, another server) never serves a stale answer.
-fn fingerprint(agent: &AgentConfig, s: &Settings) -> String {
-    json!([
-        agent,
-        s.default_max_budget_usd,
-        s.default_permission_mode,
-        s.default_allowed_tools,
-        s.default_disallowed_tools
-    ])
-    .to_string()
-}
 
 /// Runs one child under the concurrency gate. The permit lives until `claude::run` returns, and
 /// `claude::run` returns only after the child's process group has been reaped.
@@ -120,13 +45,9 @@ fn run_agent<'a>(
         on_spawn: None,
     };
     // One keep-alive ticker per request is enough (parallel items share the request).
-    if !ctx.has_progress_token()
-        || ctx
-            .heartbeat_taken
-            .swap(true, std::sync::atomic::Ordering::SeqCst)
-    {
+    let Some(_claim) = ctx.claim_heartbeat() else {
         return claude::run(req, mode, hooks);
-    }
+    };
     // A client that asked for progress resets its request timeout on each notification
     // (Claude Code does), so a long silent run gets a heartbeat while the child lives.
     let every = ctx.server.heartbeat;
@@ -151,8 +72,6 @@ fn run_agent<'a>(
         if let Ok(t) = ticker {
             let _ = t.join();
         }
-        ctx.heartbeat_taken
-            .store(false, std::sync::atomic::Ordering::SeqCst);
         result
     })
 }
@@ -164,33 +83,26 @@ fn with_cached_flag(mut v: Value) -> Value {
     v
 }
 
-/// Looks the ask up in the cache (when enabled), else runs it and stores a clean success.
+/// Looks the call up in the cache (when enabled), else runs it and stores a clean success.
 fn cached_or_run(
     ctx: &ToolCtx,
     config: &Config,
-    name: &str,
+    call: &Call,
     agent: AgentConfig,
-    ask: &Ask,
-    timeout_seconds: i64,
 ) -> (DispatchResult, bool) {
+    let name = call.name.as_str();
     let enabled = config.settings.cache.enabled;
-    let key = ask.cache_key(name, &agent, &config.settings);
+    let key = call.ask.cache_key(name, &agent, &config.settings);
     if enabled && let Some(hit) = ctx.server.cache().get(&key) {
         ctx.log(&format!("Cache hit for {name} — returning cached result"));
         return (hit, true);
     }
-    let mut agent = agent;
-    apply_timeout_override(&mut agent, timeout_seconds);
+    let req = call.request(agent, &config.settings);
     ctx.log(&format!(
         "Dispatching to {name}: {}...",
-        first_chars(&ask.task, 80)
+        first_chars(&call.ask.task, 80)
     ));
-    let result = run_agent(
-        ctx,
-        &ask.request(name, agent, &config.settings),
-        OutputMode::Json,
-        None,
-    );
+    let result = run_agent(ctx, &req, OutputMode::Json, None);
     if enabled {
         ctx.server.cache().put(key, &result);
     }
@@ -198,18 +110,15 @@ fn cached_or_run(
 }
 
 pub fn dispatch(ctx: &ToolCtx, args: &Args) -> ToolResult {
-    let name = args.string("agent")?;
-    let ask = Ask::from_args(args)?;
-    let timeout_seconds = args.int("timeout_seconds")?;
-    let config = ctx.server.load_config()?;
+    let call = Call::from_args(args)?;
     let return_ref = args.boolean("return_ref")?;
     let summary_chars = clamp_summary_chars(args.int("summary_chars")?);
-    let agent = ctx.agent(&config, &name)?;
-    let (result, cached) = cached_or_run(ctx, &config, &name, agent, &ask, timeout_seconds);
+    let (config, agent) = call.resolve(ctx)?;
+    let (result, cached) = cached_or_run(ctx, &config, &call, agent);
     // SPEC §12 item 16: return_ref is honoured on a cache hit too.
     Ok(respond(
         ctx,
-        &ask,
+        &call.ask,
         &result,
         cached,
         return_ref.then_some(summary_chars),
@@ -226,7 +135,7 @@ fn respond(
     cached: bool,
     ref_summary: Option<usize>,
 ) -> Value {
-    let out = match ref_summary.map(|chars| ask.store_ref(ctx, result, chars)) {
+    let out = match ref_summary.map(|chars| store_ref(ctx, ask, result, chars)) {
         Some(Ok(payload)) => payload,
         Some(Err(e)) => {
             let mut full = result.to_json();
@@ -239,14 +148,10 @@ fn respond(
 }
 
 pub fn dispatch_session(ctx: &ToolCtx, args: &Args) -> ToolResult {
-    let name = args.string("agent")?;
-    let ask = Ask::from_args(args)?;
+    let call = Call::from_args(args)?;
     let session_id = args.opt_string("session_id")?;
-    let timeout_seconds = args.int("timeout_seconds")?;
-    let config = ctx.server.load_config()?;
-    let mut agent = ctx.agent(&config, &name)?;
-    apply_timeout_override(&mut agent, timeout_seconds);
-    let task80 = first_chars(&ask.task, 80);
+    let (config, agent) = call.resolve(ctx)?;
+    let (name, task80) = (&call.name, first_chars(&call.ask.task, 80));
     match &session_id {
         Some(sid) => ctx.log(&format!(
             "Dispatching to {name} (resuming {}...): {task80}...",
@@ -254,23 +159,20 @@ pub fn dispatch_session(ctx: &ToolCtx, args: &Args) -> ToolResult {
         )),
         None => ctx.log(&format!("Dispatching to {name} (new session): {task80}...")),
     }
-    let mut req = ask.request(&name, agent, &config.settings);
+    let mut req = call.request(agent, &config.settings);
     req.resume_session = session_id;
     Ok(run_agent(ctx, &req, OutputMode::Json, None).to_json())
 }
 
 pub fn dispatch_stream(ctx: &ToolCtx, args: &Args) -> ToolResult {
-    let name = args.string("agent")?;
-    let ask = Ask::from_args(args)?;
-    let timeout_seconds = args.int("timeout_seconds")?;
-    let config = ctx.server.load_config()?;
-    let mut agent = ctx.agent(&config, &name)?;
-    apply_timeout_override(&mut agent, timeout_seconds);
+    let call = Call::from_args(args)?;
+    let (config, agent) = call.resolve(ctx)?;
+    let name = &call.name;
     ctx.log(&format!(
         "Dispatching (stream) to {name}: {}...",
-        first_chars(&ask.task, 80)
+        first_chars(&call.ask.task, 80)
     ));
-    let req = ask.request(&name, agent, &config.settings);
+    let req = call.request(agent, &config.settings);
     let mut forward = |line: &str| ctx.notify(&format!("[{name}] {}", first_chars(line, 300)));
     Ok(run_agent(ctx, &req, OutputMode::Stream, Some(&mut forward)).to_json())
 }
@@ -280,12 +182,10 @@ pub fn dispatch_stream(ctx: &ToolCtx, args: &Args) -> ToolResult {
 
 /// One validated item of `dispatches`.
 struct Item {
-    agent_name: String,
+    call: Call,
     agent: AgentConfig,
-    ask: Ask,
     return_ref: bool,
     summary_chars: usize,
-    timeout_seconds: i64,
 }
 
 /// Python type names, as the reference's messages show them.
@@ -304,7 +204,7 @@ fn py_type(v: &Value) -> &'static str {
 /// Python `repr()` of a JSON value, close enough for error messages.
 fn py_value_repr(v: &Value) -> String {
     match v {
-        Value::String(s) => super::py_repr(s),
+        Value::String(s) => crate::pyfmt::repr(s),
         Value::Null => "None".into(),
         Value::Bool(true) => "True".into(),
         Value::Bool(false) => "False".into(),
@@ -360,12 +260,9 @@ fn parse_items(config: &Config, raw: &str) -> Result<Vec<Item>, ToolError> {
                 py_type(other)
             ))),
         };
-        let agent_name = text("agent", agent_v)?;
+        let name = text("agent", agent_v)?;
         let task = text("task", task_v)?;
-        let agent = config
-            .agent(&agent_name)
-            .cloned()
-            .ok_or_else(|| unknown_agent(config, &agent_name))?;
+        let agent = find_agent(config, &name)?;
         let number = |field: &str| -> Result<Option<i64>, ToolError> {
             match obj.get(field) {
                 None | Some(Value::Null) => Ok(None),
@@ -407,29 +304,24 @@ fn parse_items(config: &Config, raw: &str) -> Result<Vec<Item>, ToolError> {
             })?,
         };
         items.push(Item {
-            agent_name,
+            call: Call {
+                name,
+                ask,
+                timeout_seconds,
+            },
             agent,
-            ask,
             return_ref,
             summary_chars,
-            timeout_seconds,
         });
     }
     Ok(items)
 }
 
 fn run_item(ctx: &ToolCtx, config: &Config, item: &Item) -> Value {
-    let (result, cached) = cached_or_run(
-        ctx,
-        config,
-        &item.agent_name,
-        item.agent.clone(),
-        &item.ask,
-        item.timeout_seconds,
-    );
+    let (result, cached) = cached_or_run(ctx, config, &item.call, item.agent.clone());
     respond(
         ctx,
-        &item.ask,
+        &item.call.ask,
         &result,
         cached,
         item.return_ref.then_some(item.summary_chars),
@@ -474,10 +366,10 @@ pub fn dispatch_parallel(ctx: &ToolCtx, args: &Args) -> ToolResult {
     let config = ctx.server.load_config()?;
     let items = parse_items(&config, &raw)?;
     let aggregator = match &aggregate {
-        Some(name) => Some(ctx.agent(&config, name)?),
+        Some(name) => Some(find_agent(&config, name)?),
         None => None,
     };
-    let names: Vec<&str> = items.iter().map(|i| i.agent_name.as_str()).collect();
+    let names: Vec<&str> = items.iter().map(|i| i.call.name.as_str()).collect();
     ctx.log(&format!("Dispatching in parallel to: {}", names.join(", ")));
 
     let results: Vec<Value> = std::thread::scope(|scope| {
@@ -500,13 +392,13 @@ pub fn dispatch_parallel(ctx: &ToolCtx, args: &Args) -> ToolResult {
                     Ok(h) => h.join().ok().and_then(Result::ok),
                     Err(e) => {
                         return item_failure(
-                            &item.agent_name,
+                            &item.call.name,
                             &format!("could not start a thread: {e}"),
                         );
                     }
                 };
                 outcome.unwrap_or_else(|| {
-                    item_failure(&item.agent_name, "the dispatch failed unexpectedly")
+                    item_failure(&item.call.name, "the dispatch failed unexpectedly")
                 })
             })
             .collect()
@@ -533,7 +425,7 @@ pub fn dispatch_parallel(ctx: &ToolCtx, args: &Args) -> ToolResult {
 }
 
 fn item_failure(agent: &str, error: &str) -> Value {
-    json!({"agent": agent, "success": false, "result": "", "error": error, "error_type": "cli_error"})
+    DispatchResult::failure(agent, ErrorType::CliError, error).to_json()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -562,8 +454,8 @@ pub fn dispatch_dialogue(ctx: &ToolCtx, args: &Args) -> ToolResult {
     let topic = args.string("topic")?;
     let max_rounds = args.int("max_rounds")?.clamp(1, 10);
     let config = ctx.server.load_config()?;
-    let requester_cfg = ctx.agent(&config, &requester)?;
-    let responder_cfg = ctx.agent(&config, &responder)?;
+    let requester_cfg = find_agent(&config, &requester)?;
+    let responder_cfg = find_agent(&config, &responder)?;
     ctx.log(&format!(
         "Starting dialogue: {requester} <-> {responder} (max {max_rounds} rounds)"
     ));

@@ -7,9 +7,10 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
-use super::{Args, ToolCtx, ToolError, ToolResult, py_repr};
+use super::{Args, ToolCtx, ToolError, ToolResult};
 use crate::config::{self, AgentConfig, AgentPatch};
 use crate::detect;
+use crate::pyfmt;
 
 /// Whether a configured directory is usable: `Ok(true)` a directory, `Ok(false)` missing or not
 /// a directory, `Err` when the check itself failed (permission denied on a parent, …).
@@ -99,7 +100,7 @@ pub fn inspect_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
     let name = args.string("name")?;
     let preview_lines = args.int("preview_lines")?;
     let config = ctx.server.load_config()?;
-    let agent = ctx.agent(&config, &name)?;
+    let agent = super::find_agent(&config, &name)?;
     let dir = &agent.directory;
     let mut obj = Map::new();
     obj.insert("name".into(), json!(name));
@@ -171,7 +172,7 @@ fn not_found_among(name: &str, cfg: &config::Config) -> String {
     } else {
         names.join(", ")
     };
-    format!("Agent {} not found. Available: {list}", py_repr(name))
+    format!("Agent {} not found. Available: {list}", pyfmt::repr(name))
 }
 
 pub fn add_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
@@ -227,7 +228,7 @@ pub fn add_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
         if cfg.agents.contains(&name) {
             return Err(format!(
                 "Agent {} already exists. Remove it first.",
-                py_repr(&name)
+                pyfmt::repr(&name)
             ));
         }
         cfg.agents.insert(name.clone(), stored);

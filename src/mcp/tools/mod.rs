@@ -1,15 +1,17 @@
-//! The tool table and what every tool shares: the per-server state (`Server`), the per-call
-//! context (`ToolCtx`: logging, progress, cancellation), typed argument access checked against
-//! each tool's declared parameters (`Args`), the error envelope (`ToolError`) and the shared
-//! parameter rules of SPEC §7.3. One `Param` list per tool feeds both `tools/list` (the JSON
-//! Schema) and argument parsing, so the two cannot drift apart.
+//! The tool table and what every tool shares: the per-server state (`Server`, including its
+//! one-time start: config read once, job recovery and retention), the per-call context
+//! (`ToolCtx`: logging, progress, cancellation), typed argument access checked against each
+//! tool's declared parameters (`Args`), the error envelope (`ToolError`) and the shared parameter
+//! rules of SPEC §7.3. One `Param` list per tool feeds both `tools/list` (the JSON Schema) and
+//! argument parsing, so the two cannot drift apart.
 
+mod ask;
 mod async_jobs;
 mod dispatch;
 mod manage;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -23,6 +25,7 @@ use crate::config::{self, AgentConfig, Config};
 use crate::jobs::JobStore;
 use crate::limiter::Limiter;
 use crate::log;
+use crate::pyfmt;
 use crate::text::json_type;
 
 /// State shared by every call of one server process.
@@ -32,7 +35,7 @@ pub struct Server {
     pub limiter: Limiter,
     cache: Mutex<Cache>,
     /// Minimum level of `notifications/message` the client wants (index into `LEVELS`).
-    pub log_level: AtomicU8,
+    log_level: AtomicU8,
     /// Tripped at shutdown so queued work gives up instead of starting children.
     stopping: Cancel,
     /// The job store, opened on first successful use; its directory is fixed from then on
@@ -47,11 +50,15 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn new(config_path: PathBuf) -> Server {
+    /// The server for `config_path`, ready to serve. `agents.yaml` is read once here, for the
+    /// start-up settings; every call reloads it (SPEC §3.2). Before returning it fails the jobs
+    /// whose owning server died (nobody holds their lock), then applies
+    /// `settings.job_retention_days`. A broken jobs directory or config is logged, never fatal.
+    pub fn start(config_path: PathBuf) -> Server {
         let settings = Config::load(&config_path)
             .map(|c| c.settings)
             .unwrap_or_default();
-        Server {
+        let server = Server {
             limiter: Limiter::new(settings.max_concurrency),
             cache: Mutex::new(Cache::new(settings.cache.ttl, settings.cache.max_size)),
             config_path,
@@ -60,13 +67,12 @@ impl Server {
             jobs: Mutex::new(None),
             job_threads: Arc::new(AtomicUsize::new(0)),
             heartbeat: heartbeat_interval(),
-        }
+        };
+        server.tidy_jobs(settings.job_retention_days);
+        server
     }
 
-    /// Work done once before serving: fail the jobs whose owning server died (nobody holds their
-    /// lock), then apply `settings.job_retention_days`. A broken jobs directory or config is
-    /// logged, never fatal.
-    pub fn startup(&self) {
+    fn tidy_jobs(&self, days: u64) {
         let store = match self.jobs() {
             Ok(s) => s,
             Err(e) => return log::warn(&format!("jobs directory unusable: {}", e.message)),
@@ -76,9 +82,6 @@ impl Server {
             Ok(n) => log::info(&format!("Marked {n} abandoned job(s) as failed")),
             Err(e) => log::warn(&format!("job recovery failed: {e}")),
         }
-        let days = Config::load(&self.config_path)
-            .map(|c| c.settings.job_retention_days)
-            .unwrap_or(0);
         if days > 0 {
             match store.purge_older_than_days(days) {
                 Ok(n) if n > 0 => log::info(&format!(
@@ -158,16 +161,25 @@ impl Server {
     pub fn cache(&self) -> MutexGuard<'_, Cache> {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// `logging/setLevel`: false (and no change) when `level` is not an MCP level name.
+    pub fn set_log_level(&self, level: &str) -> bool {
+        match level_rank(level) {
+            Some(rank) => {
+                self.log_level.store(rank, Ordering::SeqCst);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 fn heartbeat_interval() -> Duration {
-    let secs = std::env::var("AGENT_DISPATCH_HEARTBEAT_SECS")
-        .ok()
-        .and_then(|v| v.trim().parse::<f64>().ok());
-    match secs {
-        Some(s) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s.min(3600.0)),
-        _ => Duration::from_secs(15),
-    }
+    crate::env::secs(
+        "AGENT_DISPATCH_HEARTBEAT_SECS",
+        Duration::from_secs(15),
+        Duration::from_secs(3600),
+    )
 }
 
 /// Notification levels, lowest first (MCP logging).
@@ -183,7 +195,7 @@ const LEVELS: &[&str] = &[
 ];
 const INFO: u8 = 1;
 
-pub fn level_rank(level: &str) -> Option<u8> {
+fn level_rank(level: &str) -> Option<u8> {
     LEVELS
         .iter()
         .position(|l| *l == level)
@@ -202,7 +214,7 @@ pub struct ToolCtx {
     /// client in increasing order, as MCP requires.
     progress: Mutex<u64>,
     /// Set while one of this request's runs sends keep-alives, so parallel items share one.
-    pub heartbeat_taken: std::sync::atomic::AtomicBool,
+    heartbeat_taken: AtomicBool,
 }
 
 impl ToolCtx {
@@ -218,7 +230,7 @@ impl ToolCtx {
             out,
             progress_token,
             progress: Mutex::new(0),
-            heartbeat_taken: std::sync::atomic::AtomicBool::new(false),
+            heartbeat_taken: AtomicBool::new(false),
         }
     }
 
@@ -241,8 +253,13 @@ impl ToolCtx {
         self.progress_only(message);
     }
 
-    pub fn has_progress_token(&self) -> bool {
-        self.progress_token.is_some()
+    /// The right to send this request's keep-alives, if the client asked for progress and no
+    /// other run of the request (a parallel item) holds it. Dropping the claim releases it.
+    pub fn claim_heartbeat(&self) -> Option<HeartbeatClaim<'_>> {
+        if self.progress_token.is_none() || self.heartbeat_taken.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        Some(HeartbeatClaim(&self.heartbeat_taken))
     }
 
     /// A `notifications/progress` only (no log line): keep-alives that carry no news.
@@ -256,17 +273,26 @@ impl ToolCtx {
             });
         }
     }
+}
 
-    /// Loads the config and finds an agent, or the SPEC §7.3 unknown-agent error.
-    pub fn agent(&self, config: &Config, name: &str) -> Result<AgentConfig, ToolError> {
-        config
-            .agent(name)
-            .cloned()
-            .ok_or_else(|| unknown_agent(config, name))
+/// Held by the one run of a request that sends its keep-alives; see `ToolCtx::claim_heartbeat`.
+pub struct HeartbeatClaim<'a>(&'a AtomicBool);
+
+impl Drop for HeartbeatClaim<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
     }
 }
 
-pub fn unknown_agent(config: &Config, name: &str) -> ToolError {
+/// The agent called `name` in `config`, or the SPEC §7.3 unknown-agent error.
+pub fn find_agent(config: &Config, name: &str) -> Result<AgentConfig, ToolError> {
+    config
+        .agent(name)
+        .cloned()
+        .ok_or_else(|| unknown_agent(config, name))
+}
+
+fn unknown_agent(config: &Config, name: &str) -> ToolError {
     let available: Vec<&str> = config.agents.names().collect();
     let list = if available.is_empty() {
         "(none configured)".to_string()
@@ -275,7 +301,7 @@ pub fn unknown_agent(config: &Config, name: &str) -> ToolError {
     };
     ToolError::new(format!(
         "Unknown agent: {}. Available: {list}",
-        py_repr(name)
+        pyfmt::repr(name)
     ))
 }
 
@@ -318,15 +344,6 @@ pub fn call_result(outcome: ToolResult) -> Value {
     };
     let text = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| doc.to_string());
     json!({ "content": [{ "type": "text", "text": text }], "isError": is_error })
-}
-
-/// Python `repr()` of a string as SPEC messages quote values: `'value'`.
-pub fn py_repr(s: &str) -> String {
-    if s.contains('\'') && !s.contains('"') {
-        format!("\"{s}\"")
-    } else {
-        format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
