@@ -11,15 +11,26 @@ use std::time::{Duration, Instant};
 
 use fs2::FileExt;
 
-/// Creates `dir` (and parents) 0700 and tightens an existing one to 0700, best effort: the
-/// files inside hold full task and result text (SPEC §10).
+/// Creates `dir` (and any missing parents) 0700: the files inside hold full task and result
+/// text (SPEC §10). An existing directory is left as it is: it may be shared (say
+/// `AGENT_DISPATCH_JOBS_DIR=/tmp`), and even a read-only command opens the store, so changing
+/// its mode would be a surprise side effect. Our job files are 0600 either way.
 pub(super) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
-    Ok(())
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {
+            // Ours, just made: undo whatever the umask took away from the owner.
+            let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -270,6 +281,29 @@ mod tests {
         let dmode = fs::metadata(&d).unwrap().permissions().mode() & 0o777;
         assert_eq!(dmode, 0o700);
         assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn only_a_directory_we_create_is_made_private() {
+        let d = scratch("modes");
+        let shared = d.join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+        ensure_private_dir(&shared).unwrap();
+        let mode = fs::metadata(&shared).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o1777, "an existing directory keeps its mode");
+        let fresh = d.join("a").join("b");
+        ensure_private_dir(&fresh).unwrap();
+        for p in [&fresh, &d.join("a")] {
+            assert_eq!(fs::metadata(p).unwrap().permissions().mode() & 0o777, 0o700);
+        }
+        let file = d.join("f");
+        fs::write(&file, b"").unwrap();
+        assert!(
+            ensure_private_dir(&file).is_err(),
+            "a file is not a directory"
+        );
         let _ = fs::remove_dir_all(&d);
     }
 

@@ -150,7 +150,7 @@ impl std::fmt::Debug for JobStore {
 }
 
 impl JobStore {
-    /// Opens (creating, 0700) the jobs directory.
+    /// Opens the jobs directory, creating it 0700 if missing (an existing one keeps its mode).
     pub fn open(dir: &Path) -> Result<JobStore, Error> {
         fsio::ensure_private_dir(dir).map_err(|err| Error::io(dir, err))?;
         Ok(JobStore(Arc::new(Shared {
