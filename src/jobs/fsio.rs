@@ -35,6 +35,26 @@ pub(super) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The temp file `atomic_write` uses for `<stem>.json`: `.<stem>.<pid>.<counter>.tmp`.
+fn temp_name(stem: &str, pid: u32, n: u64) -> String {
+    format!(".{stem}.{pid}.{n}.tmp")
+}
+
+/// Whether `name` is a temp file `atomic_write` makes for a job file (see [`temp_name`]), so a
+/// sweep removes only our own leftovers and never someone else's dotfile in a shared directory.
+pub(super) fn is_job_temp_name(name: &str) -> bool {
+    let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
+        return false;
+    };
+    let mut parts = inner.split('.');
+    let digits =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    parts.next().is_some_and(super::model::valid_id)
+        && digits(parts.next())
+        && digits(parts.next())
+        && parts.next().is_none()
+}
+
 /// Writes `bytes` to `path` so readers see the old or the new file, never a mix: a temp file
 /// unique to this process and call (SPEC §12 item 21), created 0600, fsynced, then renamed over.
 pub(super) fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -44,7 +64,7 @@ pub(super) fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!(".{stem}.{}.{n}.tmp", std::process::id()));
+    let tmp = dir.join(temp_name(&stem, std::process::id(), n));
     let written = (|| {
         let mut f = OpenOptions::new()
             .write(true)
@@ -282,6 +302,24 @@ mod tests {
         assert_eq!(dmode, 0o700);
         assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
         let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn temp_names_are_recognised_exactly() {
+        let id = "0123456789abcdef0123456789abcdef";
+        assert!(is_job_temp_name(&temp_name(id, 42, 7)));
+        for foreign in [
+            ".X11-unix.tmp",
+            ".session.tmp",
+            &format!(".{id}.tmp"),
+            &format!(".{id}.1.tmp"),
+            &format!(".{id}.1.2.3.tmp"),
+            &format!(".{id}.1.x.tmp"),
+            &format!("{id}.1.2.tmp"),
+            &format!(".{}.1.2.tmp", id.to_uppercase()),
+        ] {
+            assert!(!is_job_temp_name(foreign), "{foreign}");
+        }
     }
 
     #[test]
