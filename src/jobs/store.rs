@@ -57,6 +57,9 @@ pub struct JobStore(Arc<Shared>);
 pub struct Listing {
     pub jobs: Vec<Job>,
     pub skipped: Vec<(String, String)>,
+    /// The skipped files named like a job (`<id>.json`) that hold no valid record for that name:
+    /// ours but unusable, so `gc` may remove them once old enough.
+    pub corrupt: Vec<String>,
 }
 
 /// What `cancel` did. `AlreadyTerminal` carries the status the job already had.
@@ -315,9 +318,13 @@ impl JobStore {
             match parse_job(&bytes, stem) {
                 Ok(job) if filter.is_none_or(|s| s == job.status) => out.jobs.push(job),
                 Ok(_) => {}
-                Err(reason) => out.skipped.push((name.to_string(), reason)),
+                Err(reason) => {
+                    out.corrupt.push(name.to_string());
+                    out.skipped.push((name.to_string(), reason));
+                }
             }
         }
+        out.corrupt.sort();
         out.jobs.sort_by(|a, b| {
             b.created_at
                 .total_cmp(&a.created_at)
@@ -524,8 +531,10 @@ impl JobStore {
 
     /// Deletes terminal jobs whose `completed_at` (else `created_at`) is more than
     /// `max_age_secs` ago; `max_age_secs <= 0` deletes every terminal job. Pending and running
-    /// jobs are never deleted. Also removes temp files left by crashed writers and lock files
-    /// nobody holds whose job is gone. Returns the number of jobs deleted.
+    /// jobs are never deleted. Corrupt job files (`<id>.json` holding no valid record for that
+    /// id) last written more than `max_age_secs` ago go too. Also removes temp files left by
+    /// crashed writers and lock files nobody holds whose job is gone. Returns the number of job
+    /// files deleted.
     pub fn gc(&self, max_age_secs: f64) -> Result<usize, Error> {
         let cutoff = now() - max_age_secs.max(0.0);
         let all = max_age_secs <= 0.0;
@@ -546,8 +555,39 @@ impl JobStore {
                 Err(e) => crate::log::warn(&format!("gc could not remove {}: {e}", path.display())),
             }
         }
+        for name in &listing.corrupt {
+            if self.remove_corrupt(name, cutoff, all) {
+                purged += 1;
+            }
+        }
         self.sweep_leftovers();
         Ok(purged)
+    }
+
+    /// Removes the corrupt job file `name` if it was last written before `cutoff` (or `all`)
+    /// and still does not parse; called under the directory lock. A corrupt file can never
+    /// become a job again, and left alone it makes every lookup of its id fail for good.
+    fn remove_corrupt(&self, name: &str, cutoff: f64, all: bool) -> bool {
+        let path = self.0.dir.join(name);
+        let id = name.trim_end_matches(".json");
+        let age_ok = all
+            || fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .is_some_and(|t| t.as_secs_f64() < cutoff);
+        if !age_ok || !matches!(self.read(&path, id), Err(Error::Corrupt { .. })) {
+            return false;
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => true,
+            Err(e) => {
+                if e.kind() != io::ErrorKind::NotFound {
+                    crate::log::warn(&format!("gc could not remove {}: {e}", path.display()));
+                }
+                false
+            }
+        }
     }
 
     /// Best-effort removal of stale temp files and unheld lock files without a live job.
@@ -972,6 +1012,48 @@ mod tests {
         for p in &theirs {
             assert!(p.exists(), "{} is not ours", p.display());
         }
+    }
+
+    #[test]
+    fn gc_removes_old_corrupt_job_files_only() {
+        let d = Dir::new("gc-corrupt");
+        let store = JobStore::open(&d.0).unwrap();
+        let old_corrupt = d.0.join(format!("{}.json", new_id()));
+        let fresh_corrupt = d.0.join(format!("{}.json", new_id()));
+        let foreign = d.0.join("notes.json");
+        let copied = d.0.join(format!("{}.json", new_id()));
+        let kept = plant(&store, Status::Done, now());
+        fs::copy(store.job_path(&kept.id).unwrap(), &copied).unwrap();
+        fs::write(&old_corrupt, b"{\"id\": ").unwrap();
+        fs::write(&fresh_corrupt, b"{\"id\": ").unwrap();
+        fs::write(&foreign, b"{").unwrap();
+        let two_days_ago = SystemTime::now() - Duration::from_secs(2 * 86_400);
+        for p in [&old_corrupt, &foreign, &copied] {
+            File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(two_days_ago)
+                .unwrap();
+        }
+        let err = store.get(old_corrupt.file_stem().unwrap().to_str().unwrap());
+        assert!(err.unwrap_err().is_corrupt());
+        assert_eq!(store.gc(86_400.0).unwrap(), 2);
+        assert!(!old_corrupt.exists());
+        assert!(
+            !copied.exists(),
+            "a record under another id's name is corrupt too"
+        );
+        assert!(fresh_corrupt.exists(), "younger than the threshold");
+        assert!(foreign.exists(), "not named like a job file: not ours");
+        assert!(store.get(&kept.id).unwrap().is_some());
+        assert_eq!(
+            store.gc(0.0).unwrap(),
+            2,
+            "--all: every terminal job and corrupt file"
+        );
+        assert!(!fresh_corrupt.exists());
+        assert!(foreign.exists());
     }
 
     /// The job file a `create` on this thread is about to make, once its lock file exists.
