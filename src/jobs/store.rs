@@ -532,9 +532,9 @@ impl JobStore {
     /// Deletes terminal jobs whose `completed_at` (else `created_at`) is more than
     /// `max_age_secs` ago; `max_age_secs <= 0` deletes every terminal job. Pending and running
     /// jobs are never deleted. Corrupt job files (`<id>.json` holding no valid record for that
-    /// id) last written more than `max_age_secs` ago go too. Also removes temp files left by
-    /// crashed writers and lock files nobody holds whose job is gone. Returns the number of job
-    /// files deleted.
+    /// id) last written more than `max_age_secs` ago go too, logged but not counted. Also
+    /// removes temp files left by crashed writers and lock files nobody holds whose job is
+    /// gone. Returns the number of jobs deleted.
     pub fn gc(&self, max_age_secs: f64) -> Result<usize, Error> {
         let cutoff = now() - max_age_secs.max(0.0);
         let all = max_age_secs <= 0.0;
@@ -555,10 +555,9 @@ impl JobStore {
                 Err(e) => crate::log::warn(&format!("gc could not remove {}: {e}", path.display())),
             }
         }
+        // Not counted: the count is of finished jobs, and these never were jobs we can show.
         for name in &listing.corrupt {
-            if self.remove_corrupt(name, cutoff, all) {
-                purged += 1;
-            }
+            self.remove_corrupt(name, cutoff, all);
         }
         self.sweep_leftovers();
         Ok(purged)
@@ -567,7 +566,7 @@ impl JobStore {
     /// Removes the corrupt job file `name` if it was last written before `cutoff` (or `all`)
     /// and still does not parse; called under the directory lock. A corrupt file can never
     /// become a job again, and left alone it makes every lookup of its id fail for good.
-    fn remove_corrupt(&self, name: &str, cutoff: f64, all: bool) -> bool {
+    fn remove_corrupt(&self, name: &str, cutoff: f64, all: bool) {
         let path = self.0.dir.join(name);
         let id = name.trim_end_matches(".json");
         let age_ok = all
@@ -577,16 +576,12 @@ impl JobStore {
                 .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
                 .is_some_and(|t| t.as_secs_f64() < cutoff);
         if !age_ok || !matches!(self.read(&path, id), Err(Error::Corrupt { .. })) {
-            return false;
+            return;
         }
         match fs::remove_file(&path) {
-            Ok(()) => true,
-            Err(e) => {
-                if e.kind() != io::ErrorKind::NotFound {
-                    crate::log::warn(&format!("gc could not remove {}: {e}", path.display()));
-                }
-                false
-            }
+            Ok(()) => crate::log::info(&format!("gc removed corrupt job file {}", path.display())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => crate::log::warn(&format!("gc could not remove {}: {e}", path.display())),
         }
     }
 
@@ -1038,7 +1033,7 @@ mod tests {
         }
         let err = store.get(old_corrupt.file_stem().unwrap().to_str().unwrap());
         assert!(err.unwrap_err().is_corrupt());
-        assert_eq!(store.gc(86_400.0).unwrap(), 2);
+        assert_eq!(store.gc(86_400.0).unwrap(), 0, "corrupt files are not jobs");
         assert!(!old_corrupt.exists());
         assert!(
             !copied.exists(),
@@ -1049,7 +1044,7 @@ mod tests {
         assert!(store.get(&kept.id).unwrap().is_some());
         assert_eq!(
             store.gc(0.0).unwrap(),
-            2,
+            1,
             "--all: every terminal job and corrupt file"
         );
         assert!(!fresh_corrupt.exists());
