@@ -515,13 +515,28 @@ impl Config {
             return Ok(Config::default());
         }
         let located = |e: &serde_yaml_ng::Error| e.location().map(|l| (l.line(), l.column()));
+        let schema =
+            |e: serde_yaml_ng::Error| invalid(InvalidKind::Schema, e.to_string(), located(&e));
         // Parse twice: the untyped pass separates syntax from schema errors; the typed pass
         // reads from the text again so that its errors still carry a position.
-        if let Err(e) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) {
-            return Err(invalid(InvalidKind::Syntax, e.to_string(), located(&e)));
-        }
-        let config: Option<Config> = serde_yaml_ng::from_str(text)
-            .map_err(|e| invalid(InvalidKind::Schema, e.to_string(), located(&e)))?;
+        let mut value = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text).map_err(|e| {
+            invalid(
+                InvalidKind::Syntax,
+                duplicate_key_wording(&e.to_string()),
+                located(&e),
+            )
+        })?;
+        // PyYAML's safe loader applies merge keys (`<<: *defaults`); serde_yaml_ng only does so
+        // on a `Value`, whose typed errors no longer know their line. So only a text that may
+        // hold a merge key takes that route; everything else keeps exact error positions.
+        let config: Option<Config> = if text.contains("<<") {
+            value
+                .apply_merge()
+                .map_err(|e| invalid(InvalidKind::Syntax, e.to_string(), located(&e)))?;
+            serde_yaml_ng::from_value(value).map_err(schema)?
+        } else {
+            serde_yaml_ng::from_str(text).map_err(schema)?
+        };
         Ok(config.unwrap_or_default())
     }
 
@@ -542,6 +557,15 @@ impl Config {
             agent.timeout
         }
     }
+}
+
+/// serde_yaml_ng says "duplicate entry with key \"a\"". PyYAML silently kept the last of two
+/// equal keys, so a config that used to load now fails on this; the message must name the
+/// problem in the words a user will search for.
+fn duplicate_key_wording(message: &str) -> String {
+    message
+        .replacen("duplicate entry with key", "duplicate key", 1)
+        .replacen("duplicate entry", "duplicate key", 1)
 }
 
 #[cfg(test)]
@@ -567,6 +591,41 @@ mod tests {
         );
         assert_eq!(c.agent("alpha").and_then(|a| a.allowed_tools.clone()), None);
         assert_eq!(c.agent("alpha").map(|a| a.timeout), Some(300));
+    }
+
+    #[test]
+    fn merge_keys_apply_like_pyyaml() {
+        let yaml = "x-defaults: &d\n  timeout: 60\n  directory: /tmp\n  model: haiku\n\
+                    x-more: &m\n  description: from m\n  timeout: 5\n\
+                    agents:\n  a:\n    <<: *d\n    model: sonnet\n  b:\n    <<: [*m, *d]\n";
+        let c = Config::parse(Path::new("x"), yaml.as_bytes()).unwrap();
+        let a = c.agent("a").unwrap();
+        assert_eq!(a.directory, Path::new("/tmp"));
+        assert_eq!(a.timeout, 60);
+        assert_eq!(a.model.as_deref(), Some("sonnet"), "explicit keys win");
+        let b = c.agent("b").unwrap();
+        assert_eq!(b.timeout, 5, "the first merged mapping wins");
+        assert_eq!(b.description, "from m");
+        assert_eq!(b.directory, Path::new("/tmp"));
+        let names: Vec<&str> = c.agents.names().collect();
+        assert_eq!(names, ["a", "b"]);
+        // A merge of a scalar is an error, not a silent drop.
+        let bad = "agents:\n  a:\n    <<: 3\n    directory: /tmp\n";
+        assert!(Config::parse(Path::new("x"), bad.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn duplicate_keys_are_rejected_by_name() {
+        let yaml = "agents:\n  a:\n    directory: /tmp\n  a:\n    directory: /\n";
+        match Config::parse(Path::new("f.yaml"), yaml.as_bytes()) {
+            Err(Error::Invalid {
+                kind: InvalidKind::Syntax,
+                message,
+                location: Some(_),
+                ..
+            }) => assert!(message.contains("duplicate key \"a\""), "{message}"),
+            other => panic!("expected a duplicate key error, got {other:?}"),
+        }
     }
 
     #[test]

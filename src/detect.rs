@@ -11,6 +11,8 @@ use std::path::Path;
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 
+use crate::text::split_lines;
+
 /// Text files larger than this are read only up to here; descriptions come from the top.
 const READ_CAP: u64 = 1 << 20;
 
@@ -130,9 +132,7 @@ pub fn detect_dbs(dir: &Path) -> Vec<&'static str> {
 
 /// Up to two prose lines from the top of CLAUDE.md (SPEC §4.4 step 1).
 fn from_claude_md(text: &str) -> Option<String> {
-    let lines: Vec<&str> = text
-        .trim()
-        .lines()
+    let lines: Vec<&str> = split_lines(text.trim())
         .take(40)
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("--"))
@@ -143,8 +143,7 @@ fn from_claude_md(text: &str) -> Option<String> {
 
 /// The first substantial prose line of README.md (SPEC §4.4 step 2).
 fn from_readme(text: &str) -> Option<String> {
-    text.trim()
-        .lines()
+    split_lines(text.trim())
         .take(20)
         .map(str::trim)
         .find(|l| {
@@ -157,13 +156,13 @@ fn from_readme(text: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The `description = "…"` line of pyproject.toml (SPEC §4.4 step 3); a line without `=` yields
-/// nothing instead of raising.
+/// The `description = "…"` line of pyproject.toml (SPEC §4.4 step 3). A `description…` line
+/// without `=` (upstream raised on it) is skipped and the scan goes on, as in upstream's fix, so
+/// a later real `description = "…"` still counts.
 fn from_pyproject(text: &str) -> Option<String> {
-    let line = text
-        .lines()
+    let line = split_lines(text)
         .map(str::trim)
-        .find(|l| l.starts_with("description"))?;
+        .find(|l| l.starts_with("description") && l.contains('='))?;
     let (_, value) = line.split_once('=')?;
     let value = value.trim().trim_matches('"').trim_matches('\'');
     (!value.is_empty()).then(|| value.to_string())
@@ -224,7 +223,7 @@ pub fn preview(path: &Path, max_lines: usize, max_chars: usize) -> Option<(Strin
     let Some((text, cut)) = read_text(path, window) else {
         return Some((String::new(), false));
     };
-    let mut lines = text.lines();
+    let mut lines = split_lines(&text);
     let kept: Vec<&str> = lines.by_ref().take(max_lines).collect();
     let mut truncated = cut || lines.next().is_some();
     let mut joined = kept.join("\n");
@@ -341,6 +340,35 @@ mod tests {
         fs::remove_file(e.0.join("package.json")).unwrap();
         fs::remove_file(e.0.join("pyproject.toml")).unwrap();
         assert_eq!(auto_describe(&e.0), format!("Agent in {base}"));
+    }
+
+    #[test]
+    fn lines_split_like_python_splitlines() {
+        // A classic-Mac CLAUDE.md: bare CR line ends.
+        let d = Dir::new("cr");
+        d.file("CLAUDE.md", "# Title\rFirst line.\rSecond line\rThird\r");
+        assert_eq!(auto_describe(&d.0), "First line. Second line");
+        let r = Dir::new("cr-readme");
+        r.file(
+            "README.md",
+            "# T\rshort\rA sufficiently long line here.\rmore\r",
+        );
+        assert_eq!(auto_describe(&r.0), "A sufficiently long line here.");
+        r.file("p.txt", "one\rtwo\rthree");
+        assert_eq!(
+            preview(&r.0.join("p.txt"), 2, 100),
+            Some(("one\ntwo".into(), true))
+        );
+    }
+
+    #[test]
+    fn pyproject_description_without_equals_is_skipped() {
+        let d = Dir::new("pyproject-scan");
+        d.file(
+            "pyproject.toml",
+            "[tool.x]\ndescription-file\n[project]\ndescription = \"the real one\"\n",
+        );
+        assert_eq!(auto_describe(&d.0), "the real one | Stack: Python");
     }
 
     #[test]

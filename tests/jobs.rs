@@ -622,14 +622,8 @@ fn a_killed_owner_is_recovered_and_a_live_owner_is_left_alone() {
             pid_alive(i64::from(orphan_child)),
             "the child outlives its killed owner"
         );
-        let shown = cli(&env, &dir, &["job", &orphan_id]);
-        assert!(
-            shown.stdout.contains("owner:     nobody"),
-            "{}",
-            shown.stdout
-        );
-
-        // A server starting now: a fresh store, as after a restart.
+        // A server starting now (a fresh store, as after a restart) fails it and kills the
+        // child its dead owner left.
         let restarted = JobStore::open(&dir).unwrap();
         assert_eq!(restarted.recover_abandoned().unwrap(), 1);
         let j = job(&restarted, &orphan_id);
@@ -657,4 +651,50 @@ fn a_killed_owner_is_recovered_and_a_live_owner_is_left_alone() {
         let live_child = worker.join().unwrap().unwrap().unwrap().child_pgid.unwrap();
         assert!(!pid_alive(i64::from(live_child)));
     });
+}
+
+#[test]
+fn any_reader_fails_a_job_whose_owner_was_killed() {
+    let env = TestEnv::new("jobs-reader-recover");
+    let dir = env.root.join("jobs");
+    let store = JobStore::open(&dir).unwrap();
+    let mut owner_proc = Reap(helper(&env, "owner", &dir, &[]));
+    let mut lines = BufReader::new(owner_proc.0.stdout.take().unwrap()).lines();
+    let orphan_id = loop {
+        let line = lines.next().expect("helper printed its job").unwrap();
+        if let Some(id) = tagged(&line, "CREATED ").pop() {
+            break id;
+        }
+    };
+    wait_until("orphan child", Duration::from_secs(5), || {
+        job(&store, &orphan_id).child_pgid.is_some()
+    });
+    let orphan_child = job(&store, &orphan_id).child_pgid.unwrap();
+    owner_proc.0.kill().unwrap();
+    owner_proc.0.wait().unwrap();
+    // No server restarts: showing the job is enough to see it ended, and to stop its child.
+    let shown = cli(&env, &dir, &["job", &orphan_id]);
+    assert!(
+        shown.stdout.contains("status:    failed"),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown.stdout.contains("Abandoned in 'running'"),
+        "{}",
+        shown.stdout
+    );
+    wait_until("orphan killed", Duration::from_secs(2), || {
+        !pid_alive(i64::from(orphan_child))
+    });
+    assert!(
+        !dir.join(format!("{orphan_id}.lock")).exists(),
+        "stale lock left"
+    );
+    let out = cli(&env, &dir, &["cancel", &orphan_id]);
+    assert!(out.stdout.contains("already failed"), "{}", out.stdout);
+    assert_eq!(
+        JobStore::open(&dir).unwrap().recover_abandoned().unwrap(),
+        0
+    );
 }

@@ -833,6 +833,15 @@ fn agent_management_round_trip() {
         doc["error"],
         "Nothing to update. Pass at least one non-empty field."
     );
+    // An unknown name is reported first, even with nothing to update.
+    let (doc, _) = c.call("update_agent", json!({"name": "ghost"}));
+    assert!(
+        doc["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Agent 'ghost' not found. Available: "),
+        "{doc}"
+    );
     let (doc, _) = c.call("inspect_agent", json!({"name": "gamma"}));
     assert!(
         doc.get("allowed_tools").is_none(),

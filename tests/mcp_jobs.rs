@@ -324,6 +324,20 @@ fn corrupt_and_foreign_files_are_skipped() {
     let (jobs, is_error) = c.call("dispatch_jobs", json!({}));
     assert!(!is_error, "{jobs}");
     assert_eq!(jobs.as_array().unwrap().len(), 1);
+    // Looking the corrupt job up says so, rather than blaming the directory's permissions.
+    let (doc, is_error) = c.call("dispatch_status", json!({"job_id": "b".repeat(32)}));
+    assert!(is_error, "{doc}");
+    assert!(
+        doc["error"].as_str().unwrap().contains("unreadable"),
+        "{doc}"
+    );
+    assert!(
+        doc["hint"]
+            .as_str()
+            .unwrap()
+            .contains("corrupt; delete or move it"),
+        "{doc}"
+    );
     assert!(c.notifications.iter().any(|n| {
         n["params"]["data"]
             .as_str()

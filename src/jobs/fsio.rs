@@ -11,18 +11,49 @@ use std::time::{Duration, Instant};
 
 use fs2::FileExt;
 
-/// Creates `dir` (and parents) 0700 and tightens an existing one to 0700, best effort: the
-/// files inside hold full task and result text (SPEC §10).
+/// Creates `dir` (and any missing parents) 0700: the files inside hold full task and result
+/// text (SPEC §10). An existing directory is left as it is: it may be shared (say
+/// `AGENT_DISPATCH_JOBS_DIR=/tmp`), and even a read-only command opens the store, so changing
+/// its mode would be a surprise side effect. Our job files are 0600 either way.
 pub(super) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
-    Ok(())
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {
+            // Ours, just made: undo whatever the umask took away from the owner.
+            let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The temp file `atomic_write` uses for `<stem>.json`: `.<stem>.<pid>.<counter>.tmp`.
+fn temp_name(stem: &str, pid: u32, n: u64) -> String {
+    format!(".{stem}.{pid}.{n}.tmp")
+}
+
+/// Whether `name` is a temp file `atomic_write` makes for a job file (see [`temp_name`]), so a
+/// sweep removes only our own leftovers and never someone else's dotfile in a shared directory.
+pub(super) fn is_job_temp_name(name: &str) -> bool {
+    let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
+        return false;
+    };
+    let mut parts = inner.split('.');
+    let digits =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    parts.next().is_some_and(super::model::valid_id)
+        && digits(parts.next())
+        && digits(parts.next())
+        && parts.next().is_none()
+}
 
 /// Writes `bytes` to `path` so readers see the old or the new file, never a mix: a temp file
 /// unique to this process and call (SPEC §12 item 21), created 0600, fsynced, then renamed over.
@@ -33,7 +64,7 @@ pub(super) fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!(".{stem}.{}.{n}.tmp", std::process::id()));
+    let tmp = dir.join(temp_name(&stem, std::process::id(), n));
     let written = (|| {
         let mut f = OpenOptions::new()
             .write(true)
@@ -270,6 +301,47 @@ mod tests {
         let dmode = fs::metadata(&d).unwrap().permissions().mode() & 0o777;
         assert_eq!(dmode, 0o700);
         assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn temp_names_are_recognised_exactly() {
+        let id = "0123456789abcdef0123456789abcdef";
+        assert!(is_job_temp_name(&temp_name(id, 42, 7)));
+        for foreign in [
+            ".X11-unix.tmp",
+            ".session.tmp",
+            &format!(".{id}.tmp"),
+            &format!(".{id}.1.tmp"),
+            &format!(".{id}.1.2.3.tmp"),
+            &format!(".{id}.1.x.tmp"),
+            &format!("{id}.1.2.tmp"),
+            &format!(".{}.1.2.tmp", id.to_uppercase()),
+        ] {
+            assert!(!is_job_temp_name(foreign), "{foreign}");
+        }
+    }
+
+    #[test]
+    fn only_a_directory_we_create_is_made_private() {
+        let d = scratch("modes");
+        let shared = d.join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+        ensure_private_dir(&shared).unwrap();
+        let mode = fs::metadata(&shared).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o1777, "an existing directory keeps its mode");
+        let fresh = d.join("a").join("b");
+        ensure_private_dir(&fresh).unwrap();
+        for p in [&fresh, &d.join("a")] {
+            assert_eq!(fs::metadata(p).unwrap().permissions().mode() & 0o777, 0o700);
+        }
+        let file = d.join("f");
+        fs::write(&file, b"").unwrap();
+        assert!(
+            ensure_private_dir(&file).is_err(),
+            "a file is not a directory"
+        );
         let _ = fs::remove_dir_all(&d);
     }
 

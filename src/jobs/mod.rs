@@ -43,6 +43,11 @@ impl Error {
     pub fn is_invalid_id(&self) -> bool {
         matches!(self, Error::InvalidId(_))
     }
+
+    /// A job file exists but holds no valid record for its name.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, Error::Corrupt { .. })
+    }
 }
 
 impl fmt::Display for Error {

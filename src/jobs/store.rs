@@ -57,6 +57,9 @@ pub struct JobStore(Arc<Shared>);
 pub struct Listing {
     pub jobs: Vec<Job>,
     pub skipped: Vec<(String, String)>,
+    /// The skipped files named like a job (`<id>.json`) that hold no valid record for that name:
+    /// ours but unusable, so `gc` may remove them once old enough.
+    pub corrupt: Vec<String>,
 }
 
 /// What `cancel` did. `AlreadyTerminal` carries the status the job already had.
@@ -150,7 +153,7 @@ impl std::fmt::Debug for JobStore {
 }
 
 impl JobStore {
-    /// Opens (creating, 0700) the jobs directory.
+    /// Opens the jobs directory, creating it 0700 if missing (an existing one keeps its mode).
     pub fn open(dir: &Path) -> Result<JobStore, Error> {
         fsio::ensure_private_dir(dir).map_err(|err| Error::io(dir, err))?;
         Ok(JobStore(Arc::new(Shared {
@@ -207,6 +210,10 @@ impl JobStore {
 
     fn write(&self, job: &Job) -> Result<(), Error> {
         let path = self.job_path(&job.id)?;
+        #[cfg(test)]
+        if take_injected_write_failure() {
+            return Err(Error::io(&path, io::ErrorKind::PermissionDenied.into()));
+        }
         let bytes = serde_json::to_vec_pretty(job).map_err(|e| Error::Corrupt {
             path: path.clone(),
             message: e.to_string(),
@@ -272,16 +279,74 @@ impl JobStore {
     }
 
     /// The job, `None` when there is no such file. An invalid id is refused without touching
-    /// the disk; a file that does not parse is `Error::Corrupt`.
+    /// the disk; a file that does not parse is `Error::Corrupt`. A pending or running job
+    /// whose ownership lock nobody holds is abandoned (its worker is gone, SPEC §12 item 23):
+    /// it is failed on the spot, as at server start, so no reader ever waits on it.
     pub fn get(&self, id: &str) -> Result<Option<Job>, Error> {
         let path = self.job_path(id)?;
-        self.read(&path, id)
+        Ok(self.read(&path, id)?.and_then(|job| self.settle(job)))
+    }
+
+    /// A reader's view of `job`: itself, unless it is non-terminal and unowned; then it is
+    /// failed as abandoned (under the store lock, re-checked there). A job this process (or
+    /// any live one) created holds its lock from before its file existed until after its
+    /// terminal write, so a queued or running job is never taken for abandoned. If the failure
+    /// cannot be stored, the reader still sees the job as failed. `None`: deleted meanwhile.
+    fn settle(&self, job: Job) -> Option<Job> {
+        if job.status.is_terminal() || self.owned(&job.id).unwrap_or(true) {
+            return Some(job);
+        }
+        match self.abandon_if_unowned(&job.id) {
+            Ok((now, _)) => now,
+            Err(e) => {
+                crate::log::warn(&format!(
+                    "could not record abandoned job {} as failed: {e}",
+                    job.id
+                ));
+                let mut job = job;
+                mark_abandoned(&mut job);
+                Some(job)
+            }
+        }
+    }
+
+    /// Fails job `id` if, under the store lock, it is still non-terminal and nobody holds its
+    /// ownership lock; then kills its provably-ours orphaned child group and removes the stale
+    /// lock file. Returns the job as it now is (`None` if gone) and whether this call failed it.
+    fn abandon_if_unowned(&self, id: &str) -> Result<(Option<Job>, bool), Error> {
+        let path = self.job_path(id)?;
+        let lock = self.lock_store()?;
+        let Some(mut job) = self.read(&path, id)? else {
+            return Ok((None, false));
+        };
+        if job.status.is_terminal() || self.owned(id)? {
+            return Ok((Some(job), false));
+        }
+        mark_abandoned(&mut job);
+        self.write(&job)?;
+        drop(lock);
+        kill_orphan(&job);
+        fsio::remove_if_unheld(&self.lock_path(id));
+        self.notify();
+        Ok((Some(job), true))
     }
 
     /// Every job (optionally of one status), newest first. One directory scan, no locks: each
     /// file is replaced atomically, so a plain read always sees a whole record. Files that are
-    /// not `<32-hex>.json` jobs are listed in `skipped`; temp and lock files are ignored.
+    /// not `<32-hex>.json` jobs are listed in `skipped`; temp and lock files are ignored. An
+    /// abandoned job is failed first, as in [`JobStore::get`].
     pub fn list(&self, filter: Option<Status>) -> Result<Listing, Error> {
+        let mut listing = self.scan(None)?;
+        listing.jobs = std::mem::take(&mut listing.jobs)
+            .into_iter()
+            .filter_map(|job| self.settle(job))
+            .filter(|job| filter.is_none_or(|s| s == job.status))
+            .collect();
+        Ok(listing)
+    }
+
+    /// [`JobStore::list`] as the files are, abandoned jobs included.
+    fn scan(&self, filter: Option<Status>) -> Result<Listing, Error> {
         let dir = &self.0.dir;
         let entries = match fs::read_dir(dir) {
             Ok(e) => e,
@@ -315,9 +380,13 @@ impl JobStore {
             match parse_job(&bytes, stem) {
                 Ok(job) if filter.is_none_or(|s| s == job.status) => out.jobs.push(job),
                 Ok(_) => {}
-                Err(reason) => out.skipped.push((name.to_string(), reason)),
+                Err(reason) => {
+                    out.corrupt.push(name.to_string());
+                    out.skipped.push((name.to_string(), reason));
+                }
             }
         }
+        out.corrupt.sort();
         out.jobs.sort_by(|a, b| {
             b.created_at
                 .total_cmp(&a.created_at)
@@ -436,6 +505,14 @@ impl JobStore {
         let Some(mut job) = self.read(&path, id)? else {
             return Ok(CancelOutcome::NotFound);
         };
+        if !job.status.is_terminal() && !self.owned(id)? {
+            // Its worker is gone: it ended as abandoned, whatever the caller wanted.
+            drop(lock);
+            return Ok(match self.abandon_if_unowned(id)? {
+                (Some(job), _) => CancelOutcome::AlreadyTerminal(job.status),
+                (None, _) => CancelOutcome::NotFound,
+            });
+        }
         let outcome = match job.status {
             s if s.is_terminal() => return Ok(CancelOutcome::AlreadyTerminal(s)),
             Status::Pending => {
@@ -524,12 +601,14 @@ impl JobStore {
 
     /// Deletes terminal jobs whose `completed_at` (else `created_at`) is more than
     /// `max_age_secs` ago; `max_age_secs <= 0` deletes every terminal job. Pending and running
-    /// jobs are never deleted. Also removes temp files left by crashed writers and lock files
-    /// nobody holds whose job is gone. Returns the number of jobs deleted.
+    /// jobs are never deleted. Corrupt job files (`<id>.json` holding no valid record for that
+    /// id) last written more than `max_age_secs` ago go too, logged but not counted. Also
+    /// removes temp files left by crashed writers and lock files nobody holds whose job is
+    /// gone. Returns the number of jobs deleted.
     pub fn gc(&self, max_age_secs: f64) -> Result<usize, Error> {
         let cutoff = now() - max_age_secs.max(0.0);
         let all = max_age_secs <= 0.0;
-        let listing = self.list(None)?;
+        let listing = self.scan(None)?;
         let _lock = self.lock_store()?;
         let mut purged = 0;
         for job in listing.jobs {
@@ -537,14 +616,43 @@ impl JobStore {
                 continue;
             }
             let path = self.job_path(&job.id)?;
+            #[cfg(test)]
+            run_before_unlink_hook(&path);
             match fs::remove_file(&path) {
                 Ok(()) => purged += 1,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(err) => return Err(Error::io(&path, err)),
+                // SPEC §8.7: logged, not counted, and the rest are still collected.
+                Err(e) => crate::log::warn(&format!("gc could not remove {}: {e}", path.display())),
             }
+        }
+        // Not counted: the count is of finished jobs, and these never were jobs we can show.
+        for name in &listing.corrupt {
+            self.remove_corrupt(name, cutoff, all);
         }
         self.sweep_leftovers();
         Ok(purged)
+    }
+
+    /// Removes the corrupt job file `name` if it was last written before `cutoff` (or `all`)
+    /// and still does not parse; called under the directory lock. A corrupt file can never
+    /// become a job again, and left alone it makes every lookup of its id fail for good.
+    fn remove_corrupt(&self, name: &str, cutoff: f64, all: bool) {
+        let path = self.0.dir.join(name);
+        let id = name.trim_end_matches(".json");
+        let age_ok = all
+            || fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .is_some_and(|t| t.as_secs_f64() < cutoff);
+        if !age_ok || !matches!(self.read(&path, id), Err(Error::Corrupt { .. })) {
+            return;
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => crate::log::info(&format!("gc removed corrupt job file {}", path.display())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => crate::log::warn(&format!("gc could not remove {}: {e}", path.display())),
+        }
     }
 
     /// Best-effort removal of stale temp files and unheld lock files without a live job.
@@ -557,7 +665,7 @@ impl JobStore {
             let Some(name) = name.to_str() else {
                 continue;
             };
-            if name.starts_with('.') && name.ends_with(".tmp") {
+            if fsio::is_job_temp_name(name) {
                 let old = entry
                     .metadata()
                     .and_then(|m| m.modified())
@@ -571,7 +679,11 @@ impl JobStore {
                 if !valid_id(id) {
                     continue;
                 }
-                let live_job = matches!(self.get(id), Ok(Some(j)) if !j.status.is_terminal());
+                // A raw read: settling an abandoned job would take the store lock we hold.
+                let live_job = matches!(
+                    self.read(&entry.path().with_extension("json"), id),
+                    Ok(Some(j)) if !j.status.is_terminal()
+                );
                 if !live_job && !self.running_here(id) {
                     // Probe-and-unlink in one step under the lock: a check followed by a plain
                     // unlink could remove the file a creator is just about to lock.
@@ -594,47 +706,72 @@ impl JobStore {
     /// left alone however old they are. A provably-ours orphaned child group is killed. Returns
     /// how many jobs were failed.
     pub fn recover_abandoned(&self) -> Result<usize, Error> {
-        let listing = self.list(None)?;
+        let listing = self.scan(None)?;
         let mut recovered = 0;
         for candidate in listing.jobs {
             if candidate.status.is_terminal() || self.owned(&candidate.id)? {
                 continue;
             }
-            let id = candidate.id.as_str();
-            let lock = self.lock_store()?;
-            let path = self.job_path(id)?;
-            let Some(mut job) = self.read(&path, id)? else {
-                continue;
-            };
-            // Re-check under the lock: the owner may have finished in between.
-            if job.status.is_terminal() || self.owned(id)? {
-                continue;
+            if self.abandon_if_unowned(&candidate.id)?.1 {
+                recovered += 1;
             }
-            let who = match job.owner_pid {
-                Some(pid) => format!("the agent-dispatch server that ran this job (pid {pid})"),
-                None => "the agent-dispatch server that ran this job".to_string(),
-            };
-            let when = if job.status == Status::Pending {
-                "before it started"
-            } else {
-                "before it finished"
-            };
-            job.error = Some(format!(
-                "Abandoned in '{}': {who} exited {when}. Re-dispatch if still needed.",
-                job.status
-            ));
-            job.status = Status::Failed;
-            job.completed_at = Some(now());
-            self.write(&job)?;
-            drop(lock);
-            kill_orphan(&job);
-            fsio::remove_if_unheld(&self.lock_path(id));
-            recovered += 1;
-        }
-        if recovered > 0 {
-            self.notify();
         }
         Ok(recovered)
+    }
+}
+
+/// Fails a job whose owner is gone, saying in which state it was left.
+fn mark_abandoned(job: &mut Job) {
+    let who = match job.owner_pid {
+        Some(pid) => format!("the agent-dispatch server that ran this job (pid {pid})"),
+        None => "the agent-dispatch server that ran this job".to_string(),
+    };
+    let when = if job.status == Status::Pending {
+        "before it started"
+    } else {
+        "before it finished"
+    };
+    job.error = Some(format!(
+        "Abandoned in '{}': {who} exited {when}. Re-dispatch if still needed.",
+        job.status
+    ));
+    job.status = Status::Failed;
+    job.completed_at = Some(now());
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Runs once, on this thread, just before `gc` unlinks a job file: lets a test make that
+    /// unlink fail.
+    static BEFORE_UNLINK: std::cell::RefCell<Option<fsio::Hook>> =
+        std::cell::RefCell::new(None);
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many of this thread's next job-file writes fail (as on a read-only directory).
+    static FAILING_WRITES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Makes this thread's next `n` job-file writes fail with a permission error.
+#[cfg(test)]
+pub(super) fn fail_next_writes(n: u32) {
+    FAILING_WRITES.with(|c| c.set(n));
+}
+
+#[cfg(test)]
+fn take_injected_write_failure() -> bool {
+    FAILING_WRITES.with(|c| {
+        let n = c.get();
+        c.set(n.saturating_sub(1));
+        n > 0
+    })
+}
+
+#[cfg(test)]
+fn run_before_unlink_hook(path: &Path) {
+    if let Some(hook) = BEFORE_UNLINK.with(|h| h.borrow_mut().take()) {
+        hook(path);
     }
 }
 
@@ -739,9 +876,11 @@ mod tests {
         assert!(!store.owned(&job.id).unwrap());
         assert!(!store.lock_path(&job.id).exists());
         // Timestamps are compared loosely: serde_json's float parsing may differ in the last bit.
+        // Released without a terminal write: its worker is gone, so a reader fails it.
         let back = store.get(&job.id).unwrap().unwrap();
-        assert_eq!((back.id, back.status), (job.id, Status::Pending));
+        assert_eq!((back.id, back.status), (job.id, Status::Failed));
         assert!((back.created_at - job.created_at).abs() < 1e-3);
+        assert!(back.error.unwrap().starts_with("Abandoned in 'pending'"));
     }
 
     #[test]
@@ -885,9 +1024,18 @@ mod tests {
         assert_eq!(store.purge_older_than_days(7).unwrap(), 2);
         assert!(store.get(&old_done.id).unwrap().is_none());
         assert!(store.get(&old_cancelled.id).unwrap().is_none());
-        assert!(store.get(&old_running.id).unwrap().is_some());
-        assert!(store.get(&old_pending.id).unwrap().is_some());
-        assert!(store.get(&fresh_failed.id).unwrap().is_some());
+        // Read raw: a plain `get` would fail these abandoned plants on the spot.
+        let left: Vec<(String, Status)> = store
+            .scan(None)
+            .unwrap()
+            .jobs
+            .into_iter()
+            .map(|j| (j.id, j.status))
+            .collect();
+        assert_eq!(left.len(), 3);
+        assert!(left.contains(&(old_running.id.clone(), Status::Running)));
+        assert!(left.contains(&(old_pending.id.clone(), Status::Pending)));
+        assert!(left.contains(&(fresh_failed.id.clone(), Status::Failed)));
         assert_eq!(store.gc(0.0).unwrap(), 1, "--all takes every terminal job");
         assert_eq!(store.list(None).unwrap().jobs.len(), 2);
     }
@@ -915,6 +1063,87 @@ mod tests {
             fresh_tmp.exists(),
             "a temp file may belong to a write in progress"
         );
+    }
+
+    #[test]
+    fn gc_leaves_foreign_temp_files_and_survives_a_failed_unlink() {
+        let d = Dir::new("gc-foreign");
+        let store = JobStore::open(&d.0).unwrap();
+        let long_ago = now() - 30.0 * 86_400.0;
+        let stuck = plant(&store, Status::Done, long_ago);
+        let gone = plant(&store, Status::Done, long_ago);
+        let ours = d.0.join(format!(".{}.1.2.tmp", new_id()));
+        let theirs = [d.0.join(".editor-swap.tmp"), d.0.join(".X0-lock.tmp")];
+        let hour_ago = SystemTime::now() - Duration::from_secs(7200);
+        for p in theirs.iter().chain([&ours]) {
+            fs::write(p, b"x").unwrap();
+            File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(hour_ago)
+                .unwrap();
+        }
+        // gc's unlink of the first job file fails (a directory now sits at its path).
+        BEFORE_UNLINK.with(|h| {
+            *h.borrow_mut() = Some(Box::new(|path: &Path| {
+                fs::remove_file(path).unwrap();
+                fs::create_dir(path).unwrap();
+                fs::write(path.join("x"), b"").unwrap();
+            }))
+        });
+        assert_eq!(store.gc(86_400.0).unwrap(), 1);
+        let left = [&stuck.id, &gone.id]
+            .iter()
+            .filter(|id| store.job_path(id).unwrap().exists())
+            .count();
+        assert_eq!(left, 1, "one failed unlink must not stop the rest");
+        assert!(!ours.exists(), "our stale temp file is swept");
+        for p in &theirs {
+            assert!(p.exists(), "{} is not ours", p.display());
+        }
+    }
+
+    #[test]
+    fn gc_removes_old_corrupt_job_files_only() {
+        let d = Dir::new("gc-corrupt");
+        let store = JobStore::open(&d.0).unwrap();
+        let old_corrupt = d.0.join(format!("{}.json", new_id()));
+        let fresh_corrupt = d.0.join(format!("{}.json", new_id()));
+        let foreign = d.0.join("notes.json");
+        let copied = d.0.join(format!("{}.json", new_id()));
+        let kept = plant(&store, Status::Done, now());
+        fs::copy(store.job_path(&kept.id).unwrap(), &copied).unwrap();
+        fs::write(&old_corrupt, b"{\"id\": ").unwrap();
+        fs::write(&fresh_corrupt, b"{\"id\": ").unwrap();
+        fs::write(&foreign, b"{").unwrap();
+        let two_days_ago = SystemTime::now() - Duration::from_secs(2 * 86_400);
+        for p in [&old_corrupt, &foreign, &copied] {
+            File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(two_days_ago)
+                .unwrap();
+        }
+        let err = store.get(old_corrupt.file_stem().unwrap().to_str().unwrap());
+        assert!(err.unwrap_err().is_corrupt());
+        assert_eq!(store.gc(86_400.0).unwrap(), 0, "corrupt files are not jobs");
+        assert!(!old_corrupt.exists());
+        assert!(
+            !copied.exists(),
+            "a record under another id's name is corrupt too"
+        );
+        assert!(fresh_corrupt.exists(), "younger than the threshold");
+        assert!(foreign.exists(), "not named like a job file: not ours");
+        assert!(store.get(&kept.id).unwrap().is_some());
+        assert_eq!(
+            store.gc(0.0).unwrap(),
+            1,
+            "--all: every terminal job and corrupt file"
+        );
+        assert!(!fresh_corrupt.exists());
+        assert!(foreign.exists());
     }
 
     /// The job file a `create` on this thread is about to make, once its lock file exists.
@@ -1001,6 +1230,57 @@ mod tests {
             Status::Running
         );
         assert_eq!(restarted.recover_abandoned().unwrap(), 0);
+    }
+
+    #[test]
+    fn readers_fail_abandoned_jobs_and_never_owned_ones() {
+        let d = Dir::new("readers");
+        let store = JobStore::open(&d.0).unwrap();
+        let dead_running = plant(&store, Status::Running, now());
+        fs::write(store.lock_path(&dead_running.id), b"").unwrap();
+        let dead_pending = plant(&store, Status::Pending, now());
+        // Queued here, its worker not started yet: owned from creation on.
+        let (queued, _guard) = store.create(new_job("queued")).unwrap();
+        let elsewhere = JobStore::open(&d.0).unwrap();
+
+        let j = elsewhere.get(&dead_running.id).unwrap().unwrap();
+        assert_eq!(j.status, Status::Failed);
+        assert!(j.error.unwrap().starts_with("Abandoned in 'running'"));
+        assert!(
+            !store.lock_path(&dead_running.id).exists(),
+            "the stale lock goes"
+        );
+        let j = elsewhere
+            .wait(&dead_pending.id, Duration::from_secs(10))
+            .unwrap()
+            .unwrap();
+        assert_eq!(j.status, Status::Failed, "wait returns at once");
+        for s in [&store, &elsewhere] {
+            assert_eq!(s.get(&queued.id).unwrap().unwrap().status, Status::Pending);
+            let listing = s.list(None).unwrap();
+            let statuses: Vec<Status> = listing.jobs.iter().map(|j| j.status).collect();
+            assert_eq!(statuses.len(), 3);
+            assert_eq!(statuses.iter().filter(|&&s| s == Status::Failed).count(), 2);
+        }
+        let planted = plant(&store, Status::Running, now());
+        let running = elsewhere.list(Some(Status::Running)).unwrap();
+        assert!(running.jobs.is_empty(), "an abandoned job is not running");
+        assert_eq!(
+            elsewhere.get(&planted.id).unwrap().unwrap().status,
+            Status::Failed
+        );
+        // Cancel, with no reader before it, also finds the worker gone.
+        let unread = plant(&store, Status::Running, now());
+        assert_eq!(
+            elsewhere.cancel(&unread.id).unwrap(),
+            CancelOutcome::AlreadyTerminal(Status::Failed)
+        );
+        let j = store.get(&unread.id).unwrap().unwrap();
+        assert!(j.error.unwrap().starts_with("Abandoned in 'running'"));
+        assert_eq!(
+            elsewhere.cancel(&queued.id).unwrap(),
+            CancelOutcome::Cancelled
+        );
     }
 
     #[test]

@@ -28,6 +28,11 @@ use crate::text::first_chars;
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// How often the watcher looks at the job file for a cancel from another process.
 const WATCH_EVERY: Duration = Duration::from_millis(200);
+/// Tries of a lifecycle write before giving up on it, and the pause before the first retry
+/// (doubled each time): a full disk or a directory briefly made read-only must not lose a
+/// finished job's result.
+const WRITE_ATTEMPTS: u32 = 4;
+const FIRST_RETRY_AFTER: Duration = Duration::from_millis(50);
 
 const SHUTDOWN_BEFORE_START: &str = "The agent-dispatch server that queued this job shut down \
      before it started. Re-dispatch if still needed.";
@@ -107,17 +112,23 @@ impl Running<'_> {
         // Stays `pending` while queued; a cancel (or shutdown) wakes the acquire.
         let Some(permit) = limiter.acquire(self.cancel) else {
             if self.shutdown.is_tripped() {
-                self.store.fail(self.id, SHUTDOWN_BEFORE_START)?;
+                self.record("the shutdown", || {
+                    self.store.fail(self.id, SHUTDOWN_BEFORE_START)
+                })?;
             }
             return self.store.get(self.id);
         };
         if self.shutdown.is_tripped() {
             // The slot may have been freed by another job stopping for the same shutdown.
-            self.store.fail(self.id, SHUTDOWN_BEFORE_START)?;
+            self.record("the shutdown", || {
+                self.store.fail(self.id, SHUTDOWN_BEFORE_START)
+            })?;
             return self.store.get(self.id);
         }
-        if self.store.mark_running(self.id)?.is_none() {
-            // Cancelled (or removed) while queued: never start it.
+        let started = self.record("the job's start", || self.store.mark_running(self.id))?;
+        if started.is_none() {
+            // Cancelled (or removed) while queued, or its start could not be stored (then it
+            // was failed instead): never start it.
             return self.store.get(self.id);
         }
         let mut on_progress = |line: &str| {
@@ -140,10 +151,12 @@ impl Running<'_> {
                 let stopped_by_shutdown =
                     self.shutdown.is_tripped() && result.error_type == Some(ErrorType::Cancelled);
                 if stopped_by_shutdown {
-                    self.store.fail(self.id, SHUTDOWN_WHILE_RUNNING)?;
+                    self.record("the shutdown", || {
+                        self.store.fail(self.id, SHUTDOWN_WHILE_RUNNING)
+                    })?;
                 } else {
                     // Refused when the job was cancelled meanwhile: the cancel stands.
-                    self.store.finish(self.id, &result)?;
+                    self.record("result", || self.store.finish(self.id, &result))?;
                 }
             }
             Err(panic) => {
@@ -152,13 +165,32 @@ impl Running<'_> {
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "panic".to_string());
-                self.store
-                    .fail(self.id, &format!("Worker crashed: {text}"))?;
+                let message = format!("Worker crashed: {text}");
+                self.record("the worker crash", || self.store.fail(self.id, &message))?;
             }
         }
         // The child has been reaped (the runner's contract), so the slot can go now.
         drop(permit);
         self.store.get(self.id)
+    }
+
+    /// Stores a lifecycle step with `write`, retrying I/O failures with backoff. If it still
+    /// can not be stored, the job is failed with `could not record <what>: <error>` instead
+    /// (a small write that may well succeed where a big result did not), and `Ok(None)` says
+    /// the step did not happen. Only when even that fails is the error returned; the job is
+    /// then left unowned and non-terminal, which every reader treats as abandoned.
+    fn record(
+        &self,
+        what: &str,
+        write: impl Fn() -> Result<Option<Job>, Error>,
+    ) -> Result<Option<Job>, Error> {
+        let err = match with_retries(write) {
+            Ok(job) => return Ok(job),
+            Err(err) => err,
+        };
+        let message = format!("could not record {what}: {err}");
+        with_retries(|| self.store.fail(self.id, &message))?;
+        Ok(None)
     }
 
     fn tail(&self) -> std::sync::MutexGuard<'_, Tail> {
@@ -217,11 +249,26 @@ impl Running<'_> {
     }
 }
 
+/// `write`, tried up to `WRITE_ATTEMPTS` times while it fails with an I/O error.
+fn with_retries(write: impl Fn() -> Result<Option<Job>, Error>) -> Result<Option<Job>, Error> {
+    let mut pause = FIRST_RETRY_AFTER;
+    for _ in 1..WRITE_ATTEMPTS {
+        match write() {
+            Err(Error::Io { .. }) => {
+                thread::sleep(pause);
+                pause *= 2;
+            }
+            done => return done,
+        }
+    }
+    write()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::jobs::model::{NewJob, Status};
-    use crate::jobs::store::CancelOutcome;
+    use crate::jobs::store::{CancelOutcome, fail_next_writes};
     use std::path::PathBuf;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -443,6 +490,65 @@ mod tests {
         });
         assert!(!called.load(Ordering::SeqCst));
         assert!(!store.owned(&job.id).unwrap());
+    }
+
+    #[test]
+    fn a_final_write_that_fails_for_a_moment_is_retried() {
+        let d = Dir::new("retry");
+        let store = JobStore::open(&d.0).unwrap();
+        let (_, owner) = store.create(new_job()).unwrap();
+        let j = run_job(owner, &Limiter::new(1), &Cancel::new(), |_| {
+            fail_next_writes(WRITE_ATTEMPTS - 1);
+            success()
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(j.status, Status::Done);
+        assert_eq!(j.result, Some(success()));
+    }
+
+    #[test]
+    fn a_result_that_can_not_be_stored_fails_the_job_saying_why() {
+        let d = Dir::new("unstorable");
+        let store = JobStore::open(&d.0).unwrap();
+        let (job, owner) = store.create(new_job()).unwrap();
+        let j = run_job(owner, &Limiter::new(1), &Cancel::new(), |_| {
+            fail_next_writes(WRITE_ATTEMPTS);
+            success()
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(j.status, Status::Failed);
+        let error = j.error.unwrap();
+        assert!(
+            error.starts_with("could not record result: jobs store at "),
+            "{error}"
+        );
+        assert!(error.contains("ermission denied"), "{error}");
+        assert!(!store.owned(&job.id).unwrap());
+    }
+
+    #[test]
+    fn a_job_whose_every_final_write_fails_is_not_left_running() {
+        let d = Dir::new("unwritable");
+        let store = JobStore::open(&d.0).unwrap();
+        let (job, owner) = store.create(new_job()).unwrap();
+        let out = run_job(owner, &Limiter::new(1), &Cancel::new(), |_| {
+            fail_next_writes(u32::MAX);
+            success()
+        });
+        fail_next_writes(0);
+        assert!(out.is_err(), "the result could not be stored anywhere");
+        // The worker is gone and its lock with it: readers see the job ended, not running.
+        assert!(!store.owned(&job.id).unwrap());
+        let j = store.get(&job.id).unwrap().unwrap();
+        assert_eq!(j.status, Status::Failed);
+        assert!(j.error.unwrap().starts_with("Abandoned in 'running'"));
+        assert_eq!(
+            store.cancel(&job.id).unwrap(),
+            CancelOutcome::AlreadyTerminal(Status::Failed)
+        );
+        assert!(!d.0.join(format!("{}.lock", job.id)).exists());
     }
 
     #[test]

@@ -19,6 +19,12 @@ pub fn store_error(e: jobs::Error) -> ToolError {
     if e.is_invalid_id() {
         return ToolError::new(e.to_string());
     }
+    if e.is_corrupt() {
+        return ToolError::new(e.to_string()).with_hint(
+            "The job file is corrupt; delete or move it (dispatch_gc removes corrupt job files \
+             older than max_age_days).",
+        );
+    }
     ToolError::new(e.to_string()).with_hint(
         "The jobs directory could not be used. Check its permissions and free space \
          (AGENT_DISPATCH_JOBS_DIR, else jobs/ next to agents.yaml).",

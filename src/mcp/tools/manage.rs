@@ -321,17 +321,17 @@ pub fn update_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
         allowed_tools: tools(args.string("allowed_tools")?),
         disallowed_tools: tools(args.string("disallowed_tools")?),
     };
-    if patch.is_empty() {
-        return Err(ToolError::new(
-            "Nothing to update. Pass at least one non-empty field.",
-        ));
-    }
+    // An unknown agent is reported before an empty patch (SPEC §7.5 #10, as upstream): the
+    // caller learns the name is wrong, not that it forgot a field. Rejections write nothing.
     let fields = config::mutate(&ctx.server.config_path, |cfg| {
         let names = not_found_among(&name, cfg);
-        match cfg.agents.get_mut(&name) {
-            Some(agent) => Ok(patch.apply(agent)),
-            None => Err(names),
+        let Some(agent) = cfg.agents.get_mut(&name) else {
+            return Err(names);
+        };
+        if patch.is_empty() {
+            return Err("Nothing to update. Pass at least one non-empty field.".to_string());
         }
+        Ok(patch.apply(agent))
     })
     .map_err(|e| match e {
         config::MutateError::Rejected(msg) => ToolError::new(msg),
