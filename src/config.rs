@@ -548,15 +548,6 @@ impl Config {
     pub fn agent(&self, name: &str) -> Option<&AgentConfig> {
         self.agents.get(name)
     }
-
-    /// The effective timeout of an agent: its own, or `settings.default_timeout` when 0.
-    pub fn effective_timeout(&self, agent: &AgentConfig) -> u64 {
-        if agent.timeout == 0 {
-            self.settings.default_timeout
-        } else {
-            agent.timeout
-        }
-    }
 }
 
 /// serde_yaml_ng says "duplicate entry with key \"a\"". PyYAML silently kept the last of two
