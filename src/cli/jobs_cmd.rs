@@ -328,7 +328,9 @@ fn render_job(job: &Job, owned: bool) -> String {
             (true, Some(pid)) => format!("server pid {pid} (alive)"),
             (true, None) => "a live server".to_string(),
             (false, _) => {
-                "nobody: the server that ran it has exited (the next server start marks it failed)"
+                // Readers fail an unowned job as soon as they see it, so this shows only when the
+                // owner died between that check and this one.
+                "nobody: the server that ran it has just exited (the next read marks it failed)"
                     .to_string()
             }
         };
