@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod env;
+pub mod fsutil;
 pub mod jobs;
 pub mod limiter;
 pub mod log;

@@ -6,14 +6,15 @@
 //! written. A symlinked config stays a symlink: the rename targets the file it points to.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use fs2::FileExt;
 
 use super::{Config, Error};
+use crate::fsutil::{self, WriteStep};
 
 /// How long a mutation waits for another process's lock before giving up.
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -137,28 +138,20 @@ fn locked<T>(
 }
 
 fn acquire(lock: &File, lock_path: &Path, wait: Duration) -> Result<(), MutateError> {
-    let deadline = Instant::now() + wait;
-    let contended = fs2::lock_contended_error().raw_os_error();
-    loop {
-        match lock.try_lock_exclusive() {
-            Ok(()) => return Ok(()),
-            Err(e) if e.raw_os_error() == contended || e.kind() == io::ErrorKind::WouldBlock => {
-                if Instant::now() >= deadline {
-                    return Err(MutateError::LockTimeout {
-                        lock: lock_path.to_path_buf(),
-                        waited: wait,
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(err) => {
-                return Err(MutateError::Io {
-                    path: lock_path.to_path_buf(),
-                    action: "lock",
-                    err,
-                });
-            }
-        }
+    let locked =
+        fsutil::lock_exclusive_until(lock, Instant::now() + wait, Duration::from_millis(10))
+            .map_err(|err| MutateError::Io {
+                path: lock_path.to_path_buf(),
+                action: "lock",
+                err,
+            })?;
+    if locked {
+        Ok(())
+    } else {
+        Err(MutateError::LockTimeout {
+            lock: lock_path.to_path_buf(),
+            waited: wait,
+        })
     }
 }
 
@@ -185,18 +178,11 @@ fn parent_dir(p: &Path) -> PathBuf {
 /// Creates missing directories 0700. An existing directory keeps its mode: it may be a shared
 /// one such as `$HOME` (SPEC §12 item 19).
 fn ensure_dir(dir: &Path) -> Result<(), MutateError> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|err| MutateError::Io {
-            path: dir.to_path_buf(),
-            action: "create directory",
-            err,
-        })
+    fsutil::ensure_private_dir(dir).map_err(|err| MutateError::Io {
+        path: dir.to_path_buf(),
+        action: "create directory",
+        err,
+    })
 }
 
 fn write_atomic(target: &Path, config: &Config) -> Result<(), MutateError> {
@@ -204,42 +190,26 @@ fn write_atomic(target: &Path, config: &Config) -> Result<(), MutateError> {
         path: target.to_path_buf(),
         message: e.to_string(),
     })?;
-    let dir = parent_dir(target);
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(
+    let tmp = parent_dir(target).join(format!(
         ".{name}.{}.{}.tmp",
         std::process::id(),
         uuid::Uuid::new_v4().simple()
     ));
-    let io_err = |action, err| MutateError::Io {
-        path: target.to_path_buf(),
-        action,
-        err,
-    };
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| io_err("create a temporary file next to", e))?;
-        file.write_all(text.as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(|e| io_err("write", e))?;
-        fs::rename(&tmp, target).map_err(|e| io_err("replace", e))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-        return result;
-    }
-    // Make the rename itself durable; failure here loses nothing already visible.
-    if let Ok(d) = File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    fsutil::replace_file(target, &tmp, text.as_bytes(), true).map_err(|(step, err)| {
+        MutateError::Io {
+            path: target.to_path_buf(),
+            action: match step {
+                WriteStep::CreateTemp => "create a temporary file next to",
+                WriteStep::Write => "write",
+                WriteStep::Rename => "replace",
+            },
+            err,
+        }
+    })
 }
 
 #[cfg(test)]

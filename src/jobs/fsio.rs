@@ -3,35 +3,17 @@
 //! that proves a recorded child is still the process we started before we signal it.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use fs2::FileExt;
 
-/// Creates `dir` (and any missing parents) 0700: the files inside hold full task and result
-/// text (SPEC §10). An existing directory is left as it is: it may be shared (say
-/// `AGENT_DISPATCH_JOBS_DIR=/tmp`), and even a read-only command opens the store, so changing
-/// its mode would be a surprise side effect. Our job files are 0600 either way.
-pub(super) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)?;
-    }
-    match fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => {
-            // Ours, just made: undo whatever the umask took away from the owner.
-            let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
-            Ok(())
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
-        Err(e) => Err(e),
-    }
-}
+/// The jobs directory: created 0700, an existing one left as it is (it may be shared, and even
+/// a read-only command opens the store). Our job files are 0600 either way.
+pub(super) use crate::fsutil::ensure_private_dir;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -55,8 +37,8 @@ pub(super) fn is_job_temp_name(name: &str) -> bool {
         && parts.next().is_none()
 }
 
-/// Writes `bytes` to `path` so readers see the old or the new file, never a mix: a temp file
-/// unique to this process and call (SPEC §12 item 21), created 0600, fsynced, then renamed over.
+/// Writes `bytes` to `path` so readers see the old or the new file, never a mix, through a temp
+/// file unique to this process and call (SPEC §12 item 21).
 pub(super) fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let stem = path
@@ -65,20 +47,7 @@ pub(super) fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .unwrap_or_default();
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let tmp = dir.join(temp_name(&stem, std::process::id(), n));
-    let written = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written
+    crate::fsutil::replace_file(path, &tmp, bytes, false).map_err(|(_, e)| e)
 }
 
 /// How often `create_locked` starts over because its new file was swept before it was locked.
@@ -115,15 +84,14 @@ pub(super) fn create_locked(path: &Path) -> io::Result<File> {
 }
 
 fn lock_past_probes(f: &File) -> io::Result<()> {
-    let give_up = Instant::now() + PROBE_PATIENCE;
-    loop {
-        match f.try_lock_exclusive() {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < give_up => {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            Err(e) => return Err(e),
-        }
+    let deadline = Instant::now() + PROBE_PATIENCE;
+    if crate::fsutil::lock_exclusive_until(f, deadline, Duration::from_millis(2))? {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "lock file stayed busy",
+        ))
     }
 }
 
@@ -281,6 +249,7 @@ fn run_before_lock_hook(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn scratch(name: &str) -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!("ad-fsio-{name}-{}", std::process::id()));
