@@ -4,8 +4,8 @@
 //! nothing. Only regular files are opened, so a FIFO named `README.md` cannot block a caller.
 
 use std::fmt;
-use std::fs::File;
-use std::io::Read;
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::path::Path;
 
 use serde::Deserialize;
@@ -232,6 +232,24 @@ pub fn preview(path: &Path, max_lines: usize, max_chars: usize) -> Option<(Strin
         truncated = true;
     }
     Some((joined, truncated))
+}
+
+/// Whether a configured agent directory is usable: `Ok(true)` a directory, `Ok(false)` missing
+/// or not a directory, `Err` when the check itself failed (permission denied on a parent, …),
+/// which callers report as `UNREADABLE` rather than as missing.
+pub fn directory_health(dir: &Path) -> io::Result<bool> {
+    match fs::metadata(dir) {
+        Ok(m) => Ok(m.is_dir()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

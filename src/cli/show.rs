@@ -57,17 +57,9 @@ pub(super) enum DirStatus {
 
 impl DirStatus {
     pub(super) fn of(dir: &Path) -> DirStatus {
-        match std::fs::metadata(dir) {
-            Ok(m) if m.is_dir() => DirStatus::Ok,
-            Ok(_) => DirStatus::NotFound,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                ) =>
-            {
-                DirStatus::NotFound
-            }
+        match crate::detect::directory_health(dir) {
+            Ok(true) => DirStatus::Ok,
+            Ok(false) => DirStatus::NotFound,
             Err(e) => DirStatus::Unreadable(e),
         }
     }

@@ -2,7 +2,6 @@
 //! `list_agents`, `inspect_agent`, `add_agent`, `remove_agent`, `update_agent`, `cache_stats`,
 //! `cache_clear` (SPEC §7.5 tools 1, 2, 8, 9, 10, 18, 19).
 
-use std::io;
 use std::path::Path;
 
 use serde_json::{Map, Value, json};
@@ -11,20 +10,6 @@ use super::{Args, ToolCtx, ToolError, ToolResult};
 use crate::config::{self, AgentConfig, AgentPatch};
 use crate::detect;
 use crate::pyfmt;
-
-/// Whether a configured directory is usable: `Ok(true)` a directory, `Ok(false)` missing or not
-/// a directory, `Err` when the check itself failed (permission denied on a parent, …).
-fn directory_health(dir: &Path) -> io::Result<bool> {
-    match std::fs::metadata(dir) {
-        Ok(m) => Ok(m.is_dir()),
-        Err(e)
-            if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(e),
-    }
-}
 
 fn exists(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok()
@@ -57,7 +42,7 @@ pub fn list_agents(ctx: &ToolCtx, _args: &Args) -> ToolResult {
         obj.insert("name".into(), json!(name));
         obj.insert("directory".into(), json!(dir.to_string_lossy()));
         obj.insert("description".into(), json!(agent.description));
-        match directory_health(dir) {
+        match detect::directory_health(dir) {
             Err(_) => {
                 obj.insert("healthy".into(), json!("UNREADABLE"));
                 obj.insert("has_claude_md".into(), json!(false));
@@ -114,7 +99,7 @@ pub fn inspect_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
         obj.insert("max_budget_usd".into(), json!(budget));
     }
     insert_tools(&mut obj, &agent);
-    match directory_health(dir) {
+    match detect::directory_health(dir) {
         Err(_) => {
             obj.insert("healthy".into(), json!("UNREADABLE"));
             return Ok(Value::Object(obj));
@@ -158,11 +143,16 @@ pub fn inspect_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
 }
 
 /// A config write that failed (lock, parse, I/O) as a tool error with a way forward.
+/// A refused change is the tool's own message; any other failure (lock, parse, I/O) gets a way
+/// forward.
 fn mutate_error(ctx: &ToolCtx, e: config::MutateError) -> ToolError {
-    ToolError::new(e.to_string()).with_hint(format!(
-        "Nothing was written. Check {} (`agent-dispatch doctor` explains what is wrong) and retry.",
-        ctx.server.config_path.display()
-    ))
+    match e {
+        config::MutateError::Rejected(msg) => ToolError::new(msg),
+        other => ToolError::new(other.to_string()).with_hint(format!(
+            "Nothing was written. Check {} (`agent-dispatch doctor` explains what is wrong) and retry.",
+            ctx.server.config_path.display()
+        )),
+    }
 }
 
 fn not_found_among(name: &str, cfg: &config::Config) -> String {
@@ -234,10 +224,7 @@ pub fn add_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
         cfg.agents.insert(name.clone(), stored);
         Ok(())
     })
-    .map_err(|e| match e {
-        config::MutateError::Rejected(msg) => ToolError::new(msg),
-        other => mutate_error(ctx, other),
-    })?;
+    .map_err(|e| mutate_error(ctx, e))?;
     ctx.server.cache().invalidate_agent(&name);
     ctx.log(&format!("Added agent '{name}' -> {}", dir.display()));
 
@@ -265,10 +252,7 @@ pub fn remove_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
             None => Err(not_found_among(&name, cfg)),
         }
     })
-    .map_err(|e| match e {
-        config::MutateError::Rejected(msg) => ToolError::new(msg),
-        other => mutate_error(ctx, other),
-    })?;
+    .map_err(|e| mutate_error(ctx, e))?;
     ctx.server.cache().invalidate_agent(&name);
     ctx.log(&format!("Removed agent '{name}'"));
     Ok(json!({ "removed": name }))
@@ -333,10 +317,7 @@ pub fn update_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
         }
         Ok(patch.apply(agent))
     })
-    .map_err(|e| match e {
-        config::MutateError::Rejected(msg) => ToolError::new(msg),
-        other => mutate_error(ctx, other),
-    })?;
+    .map_err(|e| mutate_error(ctx, e))?;
     ctx.server.cache().invalidate_agent(&name);
     ctx.log(&format!("Updated agent '{name}': {}", fields.join(", ")));
     Ok(json!({ "updated": name, "fields": fields }))
