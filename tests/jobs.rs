@@ -335,6 +335,24 @@ fn tagged(output: &str, prefix: &str) -> Vec<String> {
 }
 
 /// Kills a helper process when a test ends, passed or failed, so none outlives it.
+/// Starts a helper process that creates and runs one job with a hanging child; returns the
+/// helper, the job id and the child's process group once the child is recorded.
+fn job_run_by_helper(env: &TestEnv, dir: &Path, store: &JobStore) -> (Reap, String, u32) {
+    let mut owner = Reap(helper(env, "owner", dir, &[]));
+    let mut lines = BufReader::new(owner.0.stdout.take().unwrap()).lines();
+    let id = loop {
+        let line = lines.next().expect("helper printed its job").unwrap();
+        if let Some(id) = tagged(&line, "CREATED ").pop() {
+            break id;
+        }
+    };
+    wait_until("orphan child", Duration::from_secs(5), || {
+        job(store, &id).child_pgid.is_some()
+    });
+    let child = job(store, &id).child_pgid.unwrap();
+    (owner, id, child)
+}
+
 struct Reap(Child);
 impl Drop for Reap {
     fn drop(&mut self) {
@@ -581,18 +599,7 @@ fn a_killed_owner_is_recovered_and_a_live_owner_is_left_alone() {
     let env = TestEnv::new("jobs-recover");
     let dir = env.root.join("jobs");
     let store = JobStore::open(&dir).unwrap();
-    let mut owner_proc = Reap(helper(&env, "owner", &dir, &[]));
-    let mut lines = BufReader::new(owner_proc.0.stdout.take().unwrap()).lines();
-    let orphan_id = loop {
-        let line = lines.next().expect("helper printed its job").unwrap();
-        if let Some(id) = tagged(&line, "CREATED ").pop() {
-            break id;
-        }
-    };
-    wait_until("orphan child", Duration::from_secs(5), || {
-        job(&store, &orphan_id).child_pgid.is_some()
-    });
-    let orphan_child = job(&store, &orphan_id).child_pgid.unwrap();
+    let (mut owner_proc, orphan_id, orphan_child) = job_run_by_helper(&env, &dir, &store);
 
     // A job this process runs, with a hanging child of its own.
     let (live, live_owner) = store.create(new_job("live", "hang")).unwrap();
@@ -658,18 +665,7 @@ fn any_reader_fails_a_job_whose_owner_was_killed() {
     let env = TestEnv::new("jobs-reader-recover");
     let dir = env.root.join("jobs");
     let store = JobStore::open(&dir).unwrap();
-    let mut owner_proc = Reap(helper(&env, "owner", &dir, &[]));
-    let mut lines = BufReader::new(owner_proc.0.stdout.take().unwrap()).lines();
-    let orphan_id = loop {
-        let line = lines.next().expect("helper printed its job").unwrap();
-        if let Some(id) = tagged(&line, "CREATED ").pop() {
-            break id;
-        }
-    };
-    wait_until("orphan child", Duration::from_secs(5), || {
-        job(&store, &orphan_id).child_pgid.is_some()
-    });
-    let orphan_child = job(&store, &orphan_id).child_pgid.unwrap();
+    let (mut owner_proc, orphan_id, orphan_child) = job_run_by_helper(&env, &dir, &store);
     owner_proc.0.kill().unwrap();
     owner_proc.0.wait().unwrap();
     // No server restarts: showing the job is enough to see it ended, and to stop its child.

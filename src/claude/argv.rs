@@ -440,89 +440,39 @@ mod tests {
     #[test]
     fn guard_rejects_values_starting_with_dash_in_order() {
         let s = Settings::default();
+        let build = |a: &AgentConfig, session: SessionArg| {
+            build_args("p", &session, a, &s, OutputMode::Json).map_err(|e| match e {
+                ArgvError::LooksLikeFlag { label, .. } => label.to_string(),
+                other => other.to_string(),
+            })
+        };
         let mut a = agent();
         a.model = Some("--evil".into());
         a.permission_mode = Some("-x".into());
-        let err = build_args(
-            "p",
-            &SessionArg::Resume("-r".into()),
-            &a,
-            &s,
-            OutputMode::Json,
-        );
+        a.allowed_tools = Some(vec!["Read".into(), "--dangerously-skip-permissions".into()]);
+        a.disallowed_tools = Some(vec!["-Write".into()]);
         assert_eq!(
-            err.map_err(|e| e.to_string()),
+            build_args("p", &SessionArg::Resume("-r".into()), &a, &s, OutputMode::Json).map_err(|e| e.to_string()),
             Err("Refusing to dispatch: session_id '-r' starts with '-' and would be interpreted as a command-line flag by the claude CLI.".to_string())
         );
-        let err = build_args(
-            "p",
-            &SessionArg::Fresh("ok".into()),
-            &a,
-            &s,
-            OutputMode::Json,
-        );
-        assert!(matches!(
-            err,
-            Err(ArgvError::LooksLikeFlag { label: "model", .. })
-        ));
-        a.model = None;
-        let err = build_args(
-            "p",
-            &SessionArg::Fresh("ok".into()),
-            &a,
-            &s,
-            OutputMode::Json,
-        );
-        assert!(matches!(
-            err,
-            Err(ArgvError::LooksLikeFlag {
-                label: "permission_mode",
-                ..
-            })
-        ));
-        a.permission_mode = None;
-        a.allowed_tools = Some(vec!["Read".into(), "--dangerously-skip-permissions".into()]);
-        let err = build_args(
-            "p",
-            &SessionArg::Fresh("ok".into()),
-            &a,
-            &s,
-            OutputMode::Json,
-        );
-        assert!(matches!(
-            err,
-            Err(ArgvError::LooksLikeFlag {
-                label: "allowed tool",
-                ..
-            })
-        ));
-        a.allowed_tools = None;
-        a.disallowed_tools = Some(vec!["-Write".into()]);
-        let err = build_args(
-            "p",
-            &SessionArg::Fresh("ok".into()),
-            &a,
-            &s,
-            OutputMode::Json,
-        );
-        assert!(matches!(
-            err,
-            Err(ArgvError::LooksLikeFlag {
-                label: "disallowed tool",
-                ..
-            })
-        ));
-        a.disallowed_tools = None;
+        // First failure wins; clearing each offender in turn reveals the next (SPEC §5.3 order).
+        type Clear = fn(&mut AgentConfig);
+        let clear_in_order: [(&str, Clear); 4] = [
+            ("model", |a| a.model = None),
+            ("permission_mode", |a| a.permission_mode = None),
+            ("allowed tool", |a| a.allowed_tools = None),
+            ("disallowed tool", |a| a.disallowed_tools = None),
+        ];
+        for (label, clear) in clear_in_order {
+            assert_eq!(
+                build(&a, SessionArg::Fresh("ok".into())),
+                Err(label.to_string())
+            );
+            clear(&mut a);
+        }
         a.max_budget_usd = Some(-1.0);
-        let err = build_args(
-            "p",
-            &SessionArg::Fresh("ok".into()),
-            &a,
-            &s,
-            OutputMode::Json,
-        );
         assert_eq!(
-            err.map_err(|e| e.to_string()),
+            build_args("p", &SessionArg::Fresh("ok".into()), &a, &s, OutputMode::Json).map_err(|e| e.to_string()),
             Err("Refusing to dispatch: max_budget_usd '-1.0' starts with '-' and would be interpreted as a command-line flag by the claude CLI.".to_string())
         );
         a.max_budget_usd = Some(f64::INFINITY);
