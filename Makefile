@@ -4,7 +4,7 @@ CARGO ?= cargo
 HOST := $(shell rustc -vV | sed -n 's/^host: //p')
 STATIC_BIN := target/$(HOST)/release/agent-dispatch
 
-.PHONY: build install static test test-faults test-client lint demo bench bench-compare
+.PHONY: build install static test test-faults test-soak test-client lint demo bench bench-compare
 
 build:
 	$(CARGO) build --release
@@ -22,10 +22,13 @@ static:
 test:
 	$(CARGO) test --all-targets
 
-# Only the fault-injection suite (also part of `make test`). FAULTS_SOAK_SECS sets the length of
-# the concurrent-editing soak (default 30).
+# Only the fault-injection suite (also part of `make test`, where the concurrent-editing soak runs
+# for 5 s). FAULTS_SOAK_SECS sets the soak's length; `make test-soak` runs it for two minutes.
 test-faults:
-	$(CARGO) test --test faults
+	$(CARGO) test --test all faults::
+
+test-soak:
+	FAULTS_SOAK_SECS=$${FAULTS_SOAK_SECS:-120} $(CARGO) test --test all faults::three_servers -- --nocapture
 
 # The official Python MCP SDK (PyPI `mcp`, pinned) drives the server as a real client would.
 # The virtualenv lives under target/ so `cargo clean` removes it too.

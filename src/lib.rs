@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod limiter;
 pub mod log;
 pub mod mcp;
+pub mod process;
 pub mod pyfmt;
 pub mod result;
 pub mod signals;

@@ -2,8 +2,6 @@
 //! Printing goes through explicit writers, so stdout can never be written by accident (it will
 //! carry the MCP protocol under `serve`).
 
-#![deny(clippy::print_stdout)]
-
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

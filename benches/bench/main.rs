@@ -17,7 +17,7 @@
     clippy::print_stderr
 )]
 
-#[path = "../../tests/util/mod.rs"]
+#[path = "../../tests/all/util/mod.rs"]
 mod util;
 
 mod client;

@@ -10,7 +10,7 @@
 
 pub mod argv;
 pub mod output;
-pub mod process;
+
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ use crate::result::{DispatchResult, ErrorType};
 
 use argv::{ClaudeArgs, SessionArg};
 use output::{Ctx, StreamLine};
-use process::{ChildSpec, Outcome, StdoutMode, Supervised};
+use crate::process::{ChildSpec, Outcome, StdoutMode, Supervised};
 
 /// One dispatch to one agent, fully resolved (timeout override already applied to `agent`).
 #[derive(Clone, Debug)]

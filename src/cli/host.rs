@@ -1,5 +1,5 @@
 //! Running the few outside programs the CLI touches (`claude mcp …`) with captured output and a
-//! deadline; `claude::find_on_path` finds them. Running is `claude::process::Supervised`'s job
+//! deadline; `claude::find_on_path` finds them. Running is `process::Supervised`'s job
 //! (own process group, both pipes drained, group killed on timeout, leftovers holding the pipes
 //! cleared), so the deadline covers the whole run, not just the direct child's life.
 
@@ -7,7 +7,7 @@ use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::claude::process::{ChildSpec, Outcome, StdoutMode, Supervised};
+use crate::process::{ChildSpec, Outcome, StdoutMode, Supervised};
 
 /// A finished child's exit code (minus the signal number if one killed it) and lossily decoded
 /// output (stderr: its tail).

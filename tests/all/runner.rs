@@ -1,9 +1,6 @@
 //! The runner end to end: `agent-dispatch test` against the fake claude (each test in its own
 //! temporary world), plus a few in-process `claude::run` calls for cancellation and hooks.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod util;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -16,7 +13,7 @@ use agent_dispatch::claude::{self, DispatchRequest, Hooks, OutputMode};
 use agent_dispatch::config::{AgentConfig, Settings};
 use agent_dispatch::result::ErrorType;
 use serde_json::Value;
-use util::{Out, TestEnv, pid_alive, run};
+use crate::util::{Out, TestEnv, pid_alive, run};
 
 /// A world with one agent `proj` (plus optional YAML lines under it).
 fn world(name: &str, agent_extra: &str) -> (TestEnv, PathBuf) {
@@ -459,7 +456,7 @@ fn in_process_path() {
         std::fs::create_dir_all(&bin).unwrap();
         let link = bin.join("claude");
         let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(util::fake_claude(), &link).unwrap();
+        std::os::unix::fs::symlink(crate::util::fake_claude(), &link).unwrap();
         let path = format!(
             "{}:{}",
             bin.display(),
@@ -610,7 +607,7 @@ fn ctrl_c_on_test_stops_the_child_group_and_exits_130() {
             let pid = run[key].as_i64().unwrap();
             let gone = (0..100).any(|_| {
                 std::thread::sleep(std::time::Duration::from_millis(20));
-                !util::pid_alive(pid)
+                !crate::util::pid_alive(pid)
             });
             assert!(gone, "{key} {pid} outlived the interrupted test command");
         }

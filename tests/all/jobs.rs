@@ -2,9 +2,6 @@
 //! claude as the job's child, this test binary re-executed as a second "server" process, and
 //! the `agent-dispatch` CLI hammering the same directory.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod util;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
@@ -22,7 +19,7 @@ use agent_dispatch::jobs::{CancelOutcome, Job, JobStore, NewJob, Status, run_job
 use agent_dispatch::limiter::Limiter;
 use agent_dispatch::result::{DispatchResult, ErrorType};
 use serde_json::{Value, json};
-use util::{TestEnv, pid_alive, run};
+use crate::util::{TestEnv, pid_alive, run};
 
 fn new_job(agent: &str, task: &str) -> NewJob {
     NewJob {
@@ -103,7 +100,7 @@ fn claude_cmd(env: &TestEnv) -> Command {
     c
 }
 
-fn cli(env: &TestEnv, dir: &Path, args: &[&str]) -> util::Out {
+fn cli(env: &TestEnv, dir: &Path, args: &[&str]) -> crate::util::Out {
     run(env.cmd().env("AGENT_DISPATCH_JOBS_DIR", dir).args(args))
 }
 
@@ -308,7 +305,7 @@ fn helper(env: &TestEnv, role: &str, dir: &Path, extra: &[(&str, String)]) -> Ch
     let mut c = Command::new(std::env::current_exe().unwrap());
     env.apply(&mut c);
     c.args([
-        "helper_process_entry",
+        "jobs::helper_process_entry",
         "--exact",
         "--nocapture",
         "--test-threads=1",

@@ -1,8 +1,5 @@
 //! End-to-end tests of the CLI: the real binary, a temporary HOME, the fake claude on PATH.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod util;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -11,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use util::{Out, TestEnv, run};
+use crate::util::{Out, TestEnv, run};
 
 fn ad<I, S>(env: &TestEnv, args: I) -> Out
 where
@@ -41,7 +38,7 @@ fn minimal_path(env: &TestEnv) -> String {
 }
 
 fn link_self_into_path(env: &TestEnv) {
-    std::os::unix::fs::symlink(util::bin(), env.bin_dir.join("agent-dispatch")).unwrap();
+    std::os::unix::fs::symlink(crate::util::bin(), env.bin_dir.join("agent-dispatch")).unwrap();
 }
 
 #[test]
@@ -625,7 +622,7 @@ fn doctor_reports_and_exits_by_issues() {
 fn grandchild_alive(env: &TestEnv) -> bool {
     let runs = env.claude_runs();
     let pid = runs.last().unwrap()["grandchild_pid"].as_i64().unwrap();
-    util::pid_alive(pid)
+    crate::util::pid_alive(pid)
 }
 
 #[test]

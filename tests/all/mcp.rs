@@ -1,14 +1,11 @@
 //! `agent-dispatch serve` driven over pipes as an MCP client would drive it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod util;
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use util::TestEnv;
-use util::mcp::McpClient;
+use crate::util::TestEnv;
+use crate::util::mcp::McpClient;
 
 /// A config with agents `alpha` and `beta` in their own project directories.
 fn two_agents(env: &TestEnv, settings: &str) {
@@ -720,13 +717,13 @@ fn cancelled_dispatch_kills_the_child_group_and_sends_no_response() {
         run["pid"].as_i64().unwrap(),
         run["grandchild_pid"].as_i64().unwrap(),
     );
-    assert!(util::pid_alive(pid));
+    assert!(crate::util::pid_alive(pid));
     c.notify(
         "notifications/cancelled",
         json!({"requestId": id, "reason": "user"}),
     );
-    assert!(wait_until(Duration::from_secs(5), || !util::pid_alive(pid)
-        && !util::pid_alive(grandchild)));
+    assert!(wait_until(Duration::from_secs(5), || !crate::util::pid_alive(pid)
+        && !crate::util::pid_alive(grandchild)));
     let ping = c.request("ping", json!({}));
     c.response(ping);
     // Nothing for the cancelled id arrives.
@@ -910,7 +907,7 @@ fn stdin_eof_kills_running_children_and_exits_promptly() {
     for key in ["pid", "grandchild_pid"] {
         let pid = run[key].as_i64().unwrap();
         assert!(
-            wait_until(Duration::from_secs(2), || !util::pid_alive(pid)),
+            wait_until(Duration::from_secs(2), || !crate::util::pid_alive(pid)),
             "{key} {pid} survived"
         );
     }
@@ -944,7 +941,7 @@ fn sigterm_kills_running_children_and_exits_zero() {
         std::thread::sleep(Duration::from_millis(10));
     };
     assert_eq!(status.code(), Some(0));
-    assert!(wait_until(Duration::from_secs(2), || !util::pid_alive(pid)));
+    assert!(wait_until(Duration::from_secs(2), || !crate::util::pid_alive(pid)));
 }
 
 /// A value of the wrong JSON type for a schema type.

@@ -1,15 +1,12 @@
 //! The job tools over MCP: async dispatch, status with live progress, wait, cancel, listing,
 //! result refs, gc, recovery after a killed server, and several processes sharing one store.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod util;
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use util::TestEnv;
-use util::mcp::McpClient;
+use crate::util::TestEnv;
+use crate::util::mcp::McpClient;
 
 fn agents(env: &TestEnv, settings: &str) {
     let a = env.project("alpha");
@@ -181,7 +178,7 @@ fn cancel_pending_and_running_jobs() {
     for key in ["pid", "grandchild_pid"] {
         let pid = run[key].as_i64().unwrap();
         assert!(
-            wait_until(Duration::from_secs(5), || !util::pid_alive(pid)),
+            wait_until(Duration::from_secs(5), || !crate::util::pid_alive(pid)),
             "{key} survived the cancel"
         );
     }
@@ -382,7 +379,7 @@ fn a_killed_server_leaves_jobs_that_the_next_server_fails_while_live_ones_are_un
     );
     assert_eq!(doc["status"], "cancelled");
     let pid = env.claude_runs()[1]["pid"].as_i64().unwrap();
-    assert!(wait_until(Duration::from_secs(5), || !util::pid_alive(pid)));
+    assert!(wait_until(Duration::from_secs(5), || !crate::util::pid_alive(pid)));
     assert!(env.read_config().contains("alpha"), "agents.yaml intact");
 }
 
@@ -403,7 +400,7 @@ fn two_servers_and_the_cli_share_one_job_store() {
     let mut cancels = Vec::new();
     for (n, id) in ids.iter().enumerate().filter(|(n, _)| n % 7 == 3) {
         if n % 2 == 0 {
-            let out = util::run(env.cmd().args(["cancel", id.as_str()]));
+            let out = crate::util::run(env.cmd().args(["cancel", id.as_str()]));
             assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
         } else {
             let (doc, is_error) = a.call("dispatch_cancel", json!({"job_id": id}));
@@ -440,7 +437,7 @@ fn two_servers_and_the_cli_share_one_job_store() {
         }
     }
     assert_eq!(files, 200);
-    let out = util::run(env.cmd().args(["jobs", "--limit", "1000"]));
+    let out = crate::util::run(env.cmd().args(["jobs", "--limit", "1000"]));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(!cancels.is_empty());
 }
