@@ -9,20 +9,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::ask::Ask;
 use crate::result::DispatchResult;
 
-/// What identifies a cacheable dispatch. Absent strings are `""` (SPEC §6: absent and empty
-/// collide).
+/// What identifies a cacheable dispatch: the agent, its configuration and the ask. `Ask` holds
+/// `""` as `None`, so absent and empty collide (SPEC §6).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     pub agent: String,
     /// The agent's configuration as it was when the result was produced.
     pub agent_fingerprint: String,
-    pub task: String,
-    pub context: String,
-    pub caller: String,
-    pub goal: String,
-    pub response_format: String,
+    pub ask: Ask,
 }
 
 struct Entry {
@@ -197,11 +194,7 @@ mod tests {
         CacheKey {
             agent: "a".into(),
             agent_fingerprint: "f".into(),
-            task: task.into(),
-            context: String::new(),
-            caller: String::new(),
-            goal: String::new(),
-            response_format: String::new(),
+            ask: Ask::task(task),
         }
     }
 

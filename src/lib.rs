@@ -9,6 +9,8 @@
 //! edits, `config::init_file` for `init`; both locked and atomic) and describes projects with
 //! `detect`; the MCP tools use the same two modules.
 
+pub mod app;
+pub mod ask;
 pub mod cache;
 pub mod cancel;
 pub mod claude;
@@ -24,5 +26,6 @@ pub mod mcp;
 pub mod process;
 pub mod pyfmt;
 pub mod result;
+pub mod runenv;
 pub mod signals;
 pub mod text;

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use super::OutputMode;
+use crate::ask::Ask;
 use crate::config::{AgentConfig, Settings};
 use crate::pyfmt;
 
@@ -12,16 +13,11 @@ use crate::pyfmt;
 pub const JSON_FOOTER: &str = "\n\n## Response format\nRespond with a single valid JSON value (object, array, or scalar) and nothing else. Do not wrap the JSON in markdown code fences. Do not add any explanatory text before or after. If you cannot satisfy this, respond with {\"error\": \"<reason>\"}.";
 
 /// Builds the prompt: the simple form without caller and goal, else the `## ` sections.
-pub fn build_prompt(
-    task: &str,
-    context: Option<&str>,
-    caller: Option<&str>,
-    goal: Option<&str>,
-    response_format: Option<&str>,
-) -> String {
+pub fn build_prompt(ask: &Ask) -> String {
     // SPEC §0: an empty string means "not given".
-    let given = |v: Option<&str>| v.filter(|s| !s.is_empty()).map(str::to_string);
-    let (context, caller, goal) = (given(context), given(caller), given(goal));
+    let given = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
+    let (context, caller, goal) = (given(&ask.context), given(&ask.caller), given(&ask.goal));
+    let task = ask.task.as_str();
     let mut prompt = if caller.is_none() && goal.is_none() {
         match context {
             Some(c) => format!("Context:\n{c}\n\nTask:\n{task}"),
@@ -41,7 +37,7 @@ pub fn build_prompt(
         sections.push(format!("## Task\n{task}"));
         sections.join("\n\n")
     };
-    if response_format == Some("json") {
+    if ask.response_format.is_json() {
         prompt.push_str(JSON_FOOTER);
     }
     prompt
@@ -259,6 +255,24 @@ pub fn prompt_value(prompt: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ask::ResponseFormat;
+
+    fn prompt_of(
+        task: &str,
+        context: Option<&str>,
+        caller: Option<&str>,
+        goal: Option<&str>,
+        response_format: Option<&str>,
+    ) -> String {
+        let own = |v: Option<&str>| v.filter(|s| !s.is_empty()).map(str::to_string);
+        build_prompt(&Ask {
+            task: task.to_string(),
+            context: own(context),
+            caller: own(caller),
+            goal: own(goal),
+            response_format: ResponseFormat::parse(response_format),
+        })
+    }
     use std::path::PathBuf;
 
     fn agent() -> AgentConfig {
@@ -286,36 +300,33 @@ mod tests {
 
     #[test]
     fn simple_prompt_is_the_task_verbatim() {
-        assert_eq!(build_prompt("do stuff", None, None, None, None), "do stuff");
+        assert_eq!(prompt_of("do stuff", None, None, None, None), "do stuff");
         assert_eq!(
-            build_prompt("t", Some("c"), None, None, None),
+            prompt_of("t", Some("c"), None, None, None),
             "Context:\nc\n\nTask:\nt"
         );
-        assert_eq!(
-            build_prompt("t", Some(""), Some(""), Some(""), Some("")),
-            "t"
-        );
+        assert_eq!(prompt_of("t", Some(""), Some(""), Some(""), Some("")), "t");
     }
 
     #[test]
     fn structured_prompt_orders_sections() {
         assert_eq!(
-            build_prompt("t", Some("c"), Some("me"), Some("g"), None),
+            prompt_of("t", Some("c"), Some("me"), Some("g"), None),
             "## Goal\ng\n\n## Dispatched by\nme\n\n## Context\nc\n\n## Task\nt"
         );
         assert_eq!(
-            build_prompt("t", None, Some("me"), None, None),
+            prompt_of("t", None, Some("me"), None, None),
             "## Dispatched by\nme\n\n## Task\nt"
         );
     }
 
     #[test]
     fn json_footer_only_for_exact_json() {
-        let p = build_prompt("t", None, None, None, Some("json"));
+        let p = prompt_of("t", None, None, None, Some("json"));
         assert!(p.starts_with("t\n\n## Response format\nRespond with a single valid JSON value"));
         assert!(p.ends_with("respond with {\"error\": \"<reason>\"}."));
-        assert_eq!(build_prompt("t", None, None, None, Some("JSON")), "t");
-        assert_eq!(build_prompt("t", None, None, None, Some("text")), "t");
+        assert_eq!(prompt_of("t", None, None, None, Some("JSON")), "t");
+        assert_eq!(prompt_of("t", None, None, None, Some("text")), "t");
     }
 
     #[test]

@@ -1,30 +1,33 @@
 //! Running one dispatch: pre-flight checks (SPEC §5.1), the `claude` command line, the
 //! supervised child process and the parsing of its output into a `DispatchResult`.
 //!
-//! The entry point is `run(&DispatchRequest, OutputMode, Hooks) -> DispatchResult`. It never
-//! panics and never returns before the child (and its whole process group) has been reaped, so a
-//! caller holding a `limiter::Permit` across the call holds it exactly as long as the child lives.
-//!
-//! Two of its rules are shared with other modules so they exist once: `find_on_path` (the CLI
-//! looks up `claude` and itself the same way) and `effective_timeout` (job records store it).
+//! The entry point is `run(&Permit, &RunEnv, &DispatchRequest, OutputMode, Hooks)`. Holding a
+//! `limiter::Permit` is the price of starting a child, so no path can run one outside the
+//! concurrency gate; the child's environment (where `claude` is, the depth it inherits) comes from
+//! the injected `RunEnv`, never from this process's variables. `run` never panics and never
+//! returns before the child (and its whole process group) has been reaped, so the permit is held
+//! exactly as long as the child lives.
 
 pub mod argv;
 pub mod output;
 
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
+use crate::ask::Ask;
 use crate::cancel::Cancel;
 use crate::config::{AgentConfig, Settings};
+use crate::limiter::Permit;
 use crate::log;
 use crate::result::{DispatchResult, ErrorType};
+use crate::runenv::RunEnv;
+pub use crate::runenv::{DEPTH_VAR, find_on_path};
 
+use crate::process::{ChildSpec, Outcome, StdoutMode, Supervised};
 use argv::{ClaudeArgs, SessionArg};
 use output::{Ctx, StreamLine};
-use crate::process::{ChildSpec, Outcome, StdoutMode, Supervised};
 
 /// One dispatch to one agent, fully resolved (timeout override already applied to `agent`).
 #[derive(Clone, Debug)]
@@ -32,26 +35,18 @@ pub struct DispatchRequest {
     pub agent_name: String,
     pub agent: AgentConfig,
     pub settings: Settings,
-    pub task: String,
-    pub context: Option<String>,
-    pub caller: Option<String>,
-    pub goal: Option<String>,
-    pub response_format: Option<String>,
+    pub ask: Ask,
     /// Resume this session with `--resume`; `None` starts a fresh one with `--session-id`.
     pub resume_session: Option<String>,
 }
 
 impl DispatchRequest {
-    pub fn new(agent_name: &str, agent: AgentConfig, settings: Settings, task: &str) -> Self {
+    pub fn new(agent_name: &str, agent: AgentConfig, settings: Settings, ask: Ask) -> Self {
         DispatchRequest {
             agent_name: agent_name.to_string(),
             agent,
             settings,
-            task: task.to_string(),
-            context: None,
-            caller: None,
-            goal: None,
-            response_format: None,
+            ask,
             resume_session: None,
         }
     }
@@ -75,17 +70,29 @@ pub struct Hooks<'a> {
     pub on_spawn: Option<&'a mut dyn FnMut(u32)>,
 }
 
-/// The environment variable that carries the dispatch depth across processes (SPEC §10).
-pub const DEPTH_VAR: &str = "AGENT_DISPATCH_DEPTH";
-
-/// Runs one dispatch to completion. Never panics; returns only after the child's process group
-/// has been killed or has exited and the leader has been reaped.
-pub fn run(req: &DispatchRequest, mode: OutputMode, mut hooks: Hooks<'_>) -> DispatchResult {
+/// Runs one dispatch to completion under `_permit`. Never panics; returns only after the
+/// child's process group has been killed or has exited and the leader has been reaped.
+pub fn run(
+    _permit: &Permit,
+    env: &RunEnv,
+    req: &DispatchRequest,
+    mode: OutputMode,
+    mut hooks: Hooks<'_>,
+) -> DispatchResult {
     let name = req.agent_name.as_str();
 
     // SPEC §5.1, in this order: depth, `claude` on PATH, directory, argv.
-    let depth = current_depth();
-    let max = i64::from(req.settings.max_dispatch_depth);
+    let depth = match &env.depth {
+        Ok(d) => *d,
+        Err(why) => {
+            return DispatchResult::failure(
+                name,
+                ErrorType::Recursion,
+                format!("{why}; refusing to start another claude. Unset it or fix its value."),
+            );
+        }
+    };
+    let max = req.settings.max_dispatch_depth;
     if depth >= max {
         return DispatchResult::failure(
             name,
@@ -95,7 +102,7 @@ pub fn run(req: &DispatchRequest, mode: OutputMode, mut hooks: Hooks<'_>) -> Dis
             ),
         );
     }
-    let Some(claude) = find_on_path("claude") else {
+    let Some(claude) = env.find("claude") else {
         return DispatchResult::failure(
             name,
             ErrorType::NotFound,
@@ -111,13 +118,7 @@ pub fn run(req: &DispatchRequest, mode: OutputMode, mut hooks: Hooks<'_>) -> Dis
         );
     }
 
-    let prompt = argv::build_prompt(
-        &req.task,
-        req.context.as_deref(),
-        req.caller.as_deref(),
-        req.goal.as_deref(),
-        req.response_format.as_deref(),
-    );
+    let prompt = argv::build_prompt(&req.ask);
     let session = match req.resume_session.as_deref() {
         Some(id) if !id.is_empty() => SessionArg::Resume(id.to_string()),
         // Pre-generated so that a run that times out can still be resumed (SPEC §5.3).
@@ -130,7 +131,7 @@ pub fn run(req: &DispatchRequest, mode: OutputMode, mut hooks: Hooks<'_>) -> Dis
     let (SessionArg::Resume(id) | SessionArg::Fresh(id)) = &session;
     let mut session_id = Some(id.clone());
     let timeout_secs = effective_timeout(&req.agent, &req.settings);
-    let child_depth = (depth.max(-1) + 1).to_string();
+    let child_depth = (depth + 1).to_string();
     let budget = argv::effective_budget(&req.agent, &req.settings);
 
     // At most two attempts: the second only for a CLI that predates `--session-id`
@@ -140,7 +141,7 @@ pub fn run(req: &DispatchRequest, mode: OutputMode, mut hooks: Hooks<'_>) -> Dis
         let ctx = Ctx {
             agent: name,
             session_id: session_id.as_deref(),
-            want_json: req.response_format.as_deref() == Some("json"),
+            want_json: req.ask.response_format.is_json(),
             budget,
         };
         let attempt = Attempt {
@@ -168,25 +169,6 @@ pub fn run(req: &DispatchRequest, mode: OutputMode, mut hooks: Hooks<'_>) -> Dis
     }
 }
 
-/// `AGENT_DISPATCH_DEPTH` of this process: missing → 0, not an integer → 0 with a warning.
-fn current_depth() -> i64 {
-    match std::env::var(DEPTH_VAR) {
-        Err(std::env::VarError::NotPresent) => 0,
-        Ok(v) => v.trim().parse::<i64>().unwrap_or_else(|_| {
-            log::warn(&format!(
-                "ignoring {DEPTH_VAR}={v:?}: not an integer; assuming 0"
-            ));
-            0
-        }),
-        Err(std::env::VarError::NotUnicode(_)) => {
-            log::warn(&format!(
-                "ignoring {DEPTH_VAR}: not valid UTF-8; assuming 0"
-            ));
-            0
-        }
-    }
-}
-
 /// The timeout a run of `agent` gets, in seconds: its own, else `settings.default_timeout` when
 /// 0, never below 1. Job records store this same number, so they show what the child got.
 pub fn effective_timeout(agent: &AgentConfig, settings: &Settings) -> u64 {
@@ -196,31 +178,6 @@ pub fn effective_timeout(agent: &AgentConfig, settings: &Settings) -> u64 {
         agent.timeout
     };
     t.max(1)
-}
-
-/// The first executable `name` on `PATH`, as an absolute path (it becomes argv[0]).
-pub fn find_on_path(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    for dir in std::env::split_paths(&path) {
-        // An empty PATH entry means the current directory.
-        let dir = if dir.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            dir
-        };
-        let candidate = dir.join(name);
-        let Ok(meta) = std::fs::metadata(&candidate) else {
-            continue;
-        };
-        if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
-            if candidate.is_absolute() {
-                return Some(candidate);
-            }
-            return std::env::current_dir().ok().map(|cwd| cwd.join(candidate));
-        }
-    }
-    None
 }
 
 /// One spawn of `claude`.
@@ -371,7 +328,7 @@ mod tests {
 
     #[test]
     fn timeout_falls_back_to_settings() {
-        let mut a = AgentConfig::new(PathBuf::from("/"));
+        let mut a = AgentConfig::new(std::path::PathBuf::from("/"));
         let s = Settings {
             default_timeout: 42,
             ..Settings::default()
@@ -379,12 +336,6 @@ mod tests {
         assert_eq!(effective_timeout(&a, &s), 300);
         a.timeout = 0;
         assert_eq!(effective_timeout(&a, &s), 42);
-    }
-
-    #[test]
-    fn path_lookup_finds_sh() {
-        assert!(find_on_path("sh").is_some_and(|p| p.is_absolute()));
-        assert!(find_on_path("definitely-not-a-real-program-xyz").is_none());
     }
 
     #[test]

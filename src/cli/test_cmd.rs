@@ -1,5 +1,5 @@
 //! `agent-dispatch test NAME [TASK] [--stream] [--timeout N]` (SPEC §9.8): dispatch one task to
-//! one agent straight through the runner (no cache, no limiter) and print the outcome with a
+//! one agent through the application's pipeline (never cached) and print the outcome with a
 //! diagnosis. Owns its `CommandSpec` (lexopt loop, help text) and its output, printed through
 //! `Io`; the config is loaded here.
 
@@ -8,10 +8,28 @@ use std::io;
 use super::output::paint;
 use super::{Color, Command, CommandSpec, EXIT_ERROR, EXIT_OK, Io, agent_not_found, help};
 
+use crate::app::{App, Dispatch, Kind, Observer, pipeline};
+use crate::ask::Ask;
 use crate::cancel::Cancel;
-use crate::claude::{self, DispatchRequest, Hooks, OutputMode};
 use crate::config::{self, Config};
 use crate::result::{DispatchResult, ErrorType};
+use crate::runenv::RunEnv;
+
+/// The terminal as the run's observer: progress lines travel to the printing thread.
+struct Terminal {
+    cancel: Cancel,
+    lines: crossbeam_channel::Sender<String>,
+}
+
+impl Observer for Terminal {
+    fn cancel(&self) -> &Cancel {
+        &self.cancel
+    }
+
+    fn progress(&self, _agent: &str, line: &str) {
+        let _ = self.lines.send(line.to_string());
+    }
+}
 
 pub const SPEC: CommandSpec = CommandSpec {
     name: "test",
@@ -90,28 +108,42 @@ pub fn run(io: &mut Io, args: &TestArgs) -> io::Result<u8> {
         }
     };
     let name = args.name.as_str();
-    let Some(agent) = config.agent(name) else {
+    if config.agent(name).is_none() {
         io.say(&agent_not_found(name))?;
         return Ok(EXIT_ERROR);
+    }
+    let timeout = args
+        .timeout
+        .map_or(0, |t| i64::try_from(t).unwrap_or(i64::MAX));
+    let app = App::new(path, RunEnv::from_process());
+    let mut target = match app.target(&config, name, 0) {
+        Ok(t) => t,
+        Err(e) => {
+            io.say(&e.message)?;
+            return Ok(EXIT_ERROR);
+        }
     };
-    let mut agent = agent.clone();
-    if let Some(t) = args.timeout {
-        agent.timeout = t;
+    // SPEC §9.8: the CLI's override is taken as given, not clamped like a tool's.
+    if timeout > 0 {
+        target.agent.timeout = timeout as u64;
     }
     io.say(&format!(
         "Dispatching to '{name}' ({})...",
-        agent.directory.display()
+        target.agent.directory.display()
     ))?;
     io.say(&format!("Task: {}", args.task))?;
     io.say("---")?;
     io.out.flush()?;
 
-    let req = DispatchRequest::new(name, agent, config.settings.clone(), &args.task);
     // Ctrl-C, a closed terminal or SIGTERM must stop the child's whole process group (it runs
     // in its own group, so the terminal's signal never reaches it) rather than orphan it.
-    let interrupted = Cancel::new();
+    let (lines_tx, lines_rx) = crossbeam_channel::unbounded::<String>();
+    let terminal = Terminal {
+        cancel: Cancel::new(),
+        lines: lines_tx,
+    };
     if let Some(signals) = crate::signals::install() {
-        let flag = interrupted.clone();
+        let flag = terminal.cancel.clone();
         // Detached on purpose: it waits for a signal that may never come.
         let _ = std::thread::Builder::new()
             .name("test-signals".into())
@@ -121,32 +153,45 @@ pub fn run(io: &mut Io, args: &TestArgs) -> io::Result<u8> {
                 }
             });
     }
-    let result = if args.stream {
-        let (err, err_color) = (&mut *io.err, io.err_color);
-        let mut on_progress = |line: &str| {
-            // Written and flushed per line so a pipe sees progress while the child runs.
-            let _ = writeln!(
-                err,
-                "{}",
-                paint(err_color, Color::Cyan, &format!("  -> {line}"))
-            );
-            let _ = err.flush();
-        };
-        let hooks = Hooks {
-            cancel: Some(&interrupted),
-            on_progress: Some(&mut on_progress),
-            ..Hooks::default()
-        };
-        claude::run(&req, OutputMode::Stream, hooks)
-    } else {
-        let hooks = Hooks {
-            cancel: Some(&interrupted),
-            ..Hooks::default()
-        };
-        claude::run(&req, OutputMode::Json, hooks)
+    let dispatch = Dispatch {
+        target,
+        ask: Ask::task(args.task.clone()),
+        kind: Kind::Test {
+            stream: args.stream,
+        },
     };
+    // The run happens on a scoped thread; this one prints its progress lines the moment they
+    // arrive (flushed per line, so a pipe sees progress while the child runs).
+    let (err, err_color) = (&mut *io.err, io.err_color);
+    let print = |err: &mut dyn io::Write, line: String| {
+        let _ = writeln!(
+            err,
+            "{}",
+            paint(err_color, Color::Cyan, &format!("  -> {line}"))
+        );
+        let _ = err.flush();
+    };
+    let result = std::thread::scope(|scope| {
+        let (terminal, app, dispatch) = (&terminal, &app, &dispatch);
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
+        let run = scope.spawn(move || {
+            let result = pipeline::run(app, dispatch, terminal).result;
+            let _ = done_tx.send(());
+            result
+        });
+        loop {
+            crossbeam_channel::select! {
+                recv(lines_rx) -> line => if let Ok(line) = line { print(err, line) },
+                recv(done_rx) -> _ => break,
+            }
+        }
+        lines_rx.try_iter().for_each(|line| print(err, line));
+        run.join().unwrap_or_else(|_| {
+            DispatchResult::failure(name, ErrorType::CliError, "the run failed unexpectedly")
+        })
+    });
     let code = report(io, name, &result)?;
-    Ok(if interrupted.is_tripped() {
+    Ok(if terminal.cancel.is_tripped() {
         EXIT_INTERRUPTED
     } else {
         code

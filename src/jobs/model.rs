@@ -2,6 +2,7 @@
 //! views the MCP tools return (`dispatch_jobs` summaries, `fetch_result`). Nothing here touches
 //! the filesystem; storage and transitions live in `jobs::store`.
 
+use crate::ask::Ask;
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -120,11 +121,7 @@ pub struct Job {
 #[derive(Clone, Debug, Default)]
 pub struct NewJob {
     pub agent: String,
-    pub task: String,
-    pub context: Option<String>,
-    pub caller: Option<String>,
-    pub goal: Option<String>,
-    pub response_format: Option<String>,
+    pub ask: Ask,
     pub timeout: Option<u64>,
 }
 
@@ -161,11 +158,11 @@ impl Job {
         Job {
             id,
             agent: new.agent,
-            task: new.task,
-            context: non_empty(new.context),
-            caller: non_empty(new.caller),
-            goal: non_empty(new.goal),
-            response_format: non_empty(new.response_format),
+            task: new.ask.task,
+            context: non_empty(new.ask.context),
+            caller: non_empty(new.ask.caller),
+            goal: non_empty(new.ask.goal),
+            response_format: non_empty(new.ask.response_format.as_str().map(str::to_string)),
             timeout: new.timeout,
             status: Status::Pending,
             created_at: at,
@@ -270,8 +267,10 @@ mod tests {
             new_id(),
             NewJob {
                 agent: "a".into(),
-                task: "t".into(),
-                context: Some(String::new()),
+                ask: Ask {
+                    context: Some(String::new()),
+                    ..Ask::task("t")
+                },
                 ..NewJob::default()
             },
             1.5,

@@ -16,6 +16,7 @@
 //! `wait` the instant a local transition makes a job terminal) lives here too. Running a job is
 //! `jobs::worker`.
 
+use crate::ask::{Ask, ResponseFormat};
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io;
@@ -244,23 +245,21 @@ impl JobStore {
 
     /// An already-finished job holding `result` (`return_ref`, SPEC §8.3): `done` or `failed`
     /// by `result.success`, started and completed now.
+    /// The response format is not stored: a ref records what was asked, not how to parse it.
     pub fn create_completed(
         &self,
         agent: &str,
-        task: &str,
-        context: Option<&str>,
-        caller: Option<&str>,
-        goal: Option<&str>,
+        ask: &Ask,
         result: &DispatchResult,
     ) -> Result<Job, Error> {
         let at = now();
         let new = NewJob {
             agent: agent.to_string(),
-            task: task.to_string(),
-            context: context.map(str::to_string),
-            caller: caller.map(str::to_string),
-            goal: goal.map(str::to_string),
-            ..NewJob::default()
+            ask: Ask {
+                response_format: ResponseFormat::Text,
+                ..ask.clone()
+            },
+            timeout: None,
         };
         let mut job = Job::from_new(new_id(), new, at);
         job.status = if result.success {
@@ -824,7 +823,7 @@ mod tests {
     fn new_job(task: &str) -> NewJob {
         NewJob {
             agent: "a".into(),
-            task: task.into(),
+            ask: crate::ask::Ask::task(task),
             ..NewJob::default()
         }
     }
@@ -965,7 +964,15 @@ mod tests {
         let d = Dir::new("completed");
         let store = JobStore::open(&d.0).unwrap();
         let j = store
-            .create_completed("a", "t", Some("ctx"), None, Some(""), &ok("a"))
+            .create_completed(
+                "a",
+                &crate::ask::Ask {
+                    context: Some("ctx".into()),
+                    goal: Some(String::new()),
+                    ..crate::ask::Ask::task("t")
+                },
+                &ok("a"),
+            )
             .unwrap();
         assert_eq!(j.status, Status::Done);
         assert_eq!(j.started_at, j.completed_at);
@@ -974,7 +981,7 @@ mod tests {
         assert!(!store.lock_path(&j.id).exists());
         let bad = DispatchResult::failure("a", ErrorType::CliError, "boom");
         let j = store
-            .create_completed("a", "t", None, None, None, &bad)
+            .create_completed("a", &crate::ask::Ask::task("t"), &bad)
             .unwrap();
         assert_eq!(j.status, Status::Failed);
         assert_eq!(j.error.as_deref(), Some("boom"));

@@ -4,8 +4,8 @@
 //! cancel written to the job file (by the CLI or another server process) or a server shutdown
 //! into a tripped `Cancel`, which makes the runner kill the child's process group.
 //!
-//! The runner itself (`claude::run`) is not called here: the caller passes it in as a closure,
-//! so this module owns only the job's lifecycle.
+//! The runner itself (`claude::run`) is not called here: the caller passes it in as a closure
+//! that receives the permit the job waited for, so this module owns only the job's lifecycle.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -20,7 +20,7 @@ use super::model::{Job, PROGRESS_LINE_CHARS, PROGRESS_LINES};
 use super::store::{JobStore, OwnershipGuard};
 use crate::cancel::Cancel;
 use crate::claude::Hooks;
-use crate::limiter::Limiter;
+use crate::limiter::{Limiter, Permit};
 use crate::result::{DispatchResult, ErrorType};
 use crate::text::first_chars;
 
@@ -51,7 +51,7 @@ pub fn run_job<F>(
     dispatch: F,
 ) -> Result<Option<Job>, Error>
 where
-    F: FnOnce(Hooks<'_>) -> DispatchResult,
+    F: FnOnce(&Permit, Hooks<'_>) -> DispatchResult,
 {
     let store = owner.store().clone();
     let id = owner.id().to_string();
@@ -107,7 +107,7 @@ struct Running<'a> {
 impl Running<'_> {
     fn drive<F>(&self, limiter: &Limiter, dispatch: F) -> Result<Option<Job>, Error>
     where
-        F: FnOnce(Hooks<'_>) -> DispatchResult,
+        F: FnOnce(&Permit, Hooks<'_>) -> DispatchResult,
     {
         // Stays `pending` while queued; a cancel (or shutdown) wakes the acquire.
         let Some(permit) = limiter.acquire(self.cancel) else {
@@ -144,7 +144,7 @@ impl Running<'_> {
             on_progress: Some(&mut on_progress),
             on_spawn: Some(&mut on_spawn),
         };
-        let ran = catch_unwind(AssertUnwindSafe(|| dispatch(hooks)));
+        let ran = catch_unwind(AssertUnwindSafe(|| dispatch(&permit, hooks)));
         self.flush(true);
         match ran {
             Ok(result) => {
@@ -293,7 +293,7 @@ mod tests {
     fn new_job() -> NewJob {
         NewJob {
             agent: "a".into(),
-            task: "t".into(),
+            ask: crate::ask::Ask::task("t"),
             ..NewJob::default()
         }
     }
@@ -308,7 +308,7 @@ mod tests {
     }
 
     /// A dispatch that runs until cancelled (or 10 s), like a runner killing its child.
-    fn until_cancelled(hooks: Hooks<'_>) -> DispatchResult {
+    fn until_cancelled(_: &Permit, hooks: Hooks<'_>) -> DispatchResult {
         let cancel = hooks.cancel.cloned().unwrap_or_default();
         let deadline = Instant::now() + Duration::from_secs(10);
         while !cancel.is_tripped() && Instant::now() < deadline {
@@ -330,7 +330,7 @@ mod tests {
         let d = Dir::new("done");
         let store = JobStore::open(&d.0).unwrap();
         let (job, owner) = store.create(new_job()).unwrap();
-        let final_job = run_job(owner, &Limiter::new(1), &Cancel::new(), |mut hooks| {
+        let final_job = run_job(owner, &Limiter::new(1), &Cancel::new(), |_, mut hooks| {
             if let Some(spawn) = hooks.on_spawn.as_mut() {
                 spawn(std::process::id());
             }
@@ -369,7 +369,7 @@ mod tests {
         };
         thread::scope(|s| {
             let worker = s.spawn(|| {
-                run_job(owner, &Limiter::new(1), &Cancel::new(), |mut hooks| {
+                run_job(owner, &Limiter::new(1), &Cancel::new(), |_, mut hooks| {
                     let progress = hooks.on_progress.as_mut().unwrap();
                     progress("first");
                     // "second" comes only after the test saw "first" on disk, so the order the
@@ -477,7 +477,7 @@ mod tests {
         let called = AtomicBool::new(false);
         thread::scope(|s| {
             let worker = s.spawn(|| {
-                run_job(owner, &limiter, &Cancel::new(), |_| {
+                run_job(owner, &limiter, &Cancel::new(), |_, _| {
                     called.store(true, Ordering::SeqCst);
                     success()
                 })
@@ -497,7 +497,7 @@ mod tests {
         let d = Dir::new("retry");
         let store = JobStore::open(&d.0).unwrap();
         let (_, owner) = store.create(new_job()).unwrap();
-        let j = run_job(owner, &Limiter::new(1), &Cancel::new(), |_| {
+        let j = run_job(owner, &Limiter::new(1), &Cancel::new(), |_, _| {
             fail_next_writes(WRITE_ATTEMPTS - 1);
             success()
         })
@@ -512,7 +512,7 @@ mod tests {
         let d = Dir::new("unstorable");
         let store = JobStore::open(&d.0).unwrap();
         let (job, owner) = store.create(new_job()).unwrap();
-        let j = run_job(owner, &Limiter::new(1), &Cancel::new(), |_| {
+        let j = run_job(owner, &Limiter::new(1), &Cancel::new(), |_, _| {
             fail_next_writes(WRITE_ATTEMPTS);
             success()
         })
@@ -533,7 +533,7 @@ mod tests {
         let d = Dir::new("unwritable");
         let store = JobStore::open(&d.0).unwrap();
         let (job, owner) = store.create(new_job()).unwrap();
-        let out = run_job(owner, &Limiter::new(1), &Cancel::new(), |_| {
+        let out = run_job(owner, &Limiter::new(1), &Cancel::new(), |_, _| {
             fail_next_writes(u32::MAX);
             success()
         });
@@ -560,7 +560,7 @@ mod tests {
             owner,
             &Limiter::new(1),
             &Cancel::new(),
-            |_| -> DispatchResult { panic!("boom") },
+            |_, _| -> DispatchResult { panic!("boom") },
         )
         .unwrap()
         .unwrap();

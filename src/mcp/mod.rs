@@ -236,12 +236,12 @@ impl Loop {
     /// Stops every running call (their children's process groups are killed by the runner) and
     /// waits a bounded time for them to reap.
     fn shutdown(&mut self, done_rx: &Receiver<RequestId>) {
-        self.server.shutdown();
+        self.server.app.shutdown();
         for cancel in self.in_flight.values() {
             cancel.trip();
         }
         let deadline = Instant::now() + SHUTDOWN_GRACE;
-        while !self.in_flight.is_empty() || self.server.busy() {
+        while !self.in_flight.is_empty() || self.server.app.busy() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 log::warn(&format!(

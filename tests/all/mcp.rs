@@ -1,11 +1,10 @@
 //! `agent-dispatch serve` driven over pipes as an MCP client would drive it.
 
+use std::time::Duration;
 
-use std::time::{Duration, Instant};
-
-use serde_json::{Value, json};
-use crate::util::TestEnv;
 use crate::util::mcp::McpClient;
+use crate::util::{TestEnv, wait_until};
+use serde_json::{Value, json};
 
 /// A config with agents `alpha` and `beta` in their own project directories.
 fn two_agents(env: &TestEnv, settings: &str) {
@@ -671,33 +670,21 @@ fn ping_is_answered_while_a_long_dispatch_runs() {
     let env = TestEnv::new("mcp-ping");
     two_agents(&env, "");
     let mut c = client_with_step(&env, json!({"sleep": 5}));
-    let started = Instant::now();
     let call = c.request(
         "tools/call",
         json!({"name": "dispatch", "arguments": {"agent": "alpha", "task": "slow"}}),
     );
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(wait_until(Duration::from_secs(30), || !env
+        .claude_runs()
+        .is_empty()));
     let ping = c.request("ping", json!({}));
     let r = c.response(ping);
     assert_eq!(r["result"], json!({}));
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "ping waited for the dispatch"
-    );
+    // Answered while the dispatch's child still runs, not after it.
+    let pid = env.claude_runs()[0]["pid"].as_i64().unwrap();
+    assert!(crate::util::pid_alive(pid), "ping waited for the dispatch");
     let (doc, _) = McpClient::tool_payload(&c.response(call));
     assert_eq!(doc["success"], true);
-    assert!(started.elapsed() >= Duration::from_secs(5));
-}
-
-fn wait_until(deadline: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + deadline;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    f()
 }
 
 #[test]
@@ -722,8 +709,10 @@ fn cancelled_dispatch_kills_the_child_group_and_sends_no_response() {
         "notifications/cancelled",
         json!({"requestId": id, "reason": "user"}),
     );
-    assert!(wait_until(Duration::from_secs(5), || !crate::util::pid_alive(pid)
-        && !crate::util::pid_alive(grandchild)));
+    assert!(wait_until(
+        Duration::from_secs(5),
+        || !crate::util::pid_alive(pid) && !crate::util::pid_alive(grandchild)
+    ));
     let ping = c.request("ping", json!({}));
     c.response(ping);
     // Nothing for the cancelled id arrives.
@@ -894,16 +883,11 @@ fn stdin_eof_kills_running_children_and_exits_promptly() {
         .claude_runs()
         .is_empty()));
     let run = env.claude_runs()[0].clone();
-    let started = Instant::now();
+    // A generous deadline that only catches a hang; how fast shutdown is belongs to make bench.
     let status = c
-        .close(Duration::from_secs(5))
+        .close(Duration::from_secs(30))
         .expect("server did not exit after stdin EOF");
     assert!(status.success());
-    assert!(
-        started.elapsed() < Duration::from_millis(2500),
-        "took {:?}",
-        started.elapsed()
-    );
     for key in ["pid", "grandchild_pid"] {
         let pid = run[key].as_i64().unwrap();
         assert!(
@@ -929,19 +913,18 @@ fn sigterm_kills_running_children_and_exits_zero() {
     let server = c.child.id() as i32;
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(server, libc::SIGTERM) };
-    let started = Instant::now();
-    let status = loop {
-        if let Ok(Some(s)) = c.child.try_wait() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    assert_eq!(status.code(), Some(0));
-    assert!(wait_until(Duration::from_secs(2), || !crate::util::pid_alive(pid)));
+    let mut status = None;
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            status = c.child.try_wait().ok().flatten();
+            status.is_some()
+        }),
+        "no exit after SIGTERM"
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    assert!(wait_until(Duration::from_secs(2), || {
+        !crate::util::pid_alive(pid)
+    }));
 }
 
 /// A value of the wrong JSON type for a schema type.

@@ -1,19 +1,22 @@
 //! The runner end to end: `agent-dispatch test` against the fake claude (each test in its own
 //! temporary world), plus a few in-process `claude::run` calls for cancellation and hooks.
 
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use crate::util::{Out, TestEnv, pid_alive, run};
+use agent_dispatch::ask::Ask;
 use agent_dispatch::cancel::Cancel;
 use agent_dispatch::claude::{self, DispatchRequest, Hooks, OutputMode};
 use agent_dispatch::config::{AgentConfig, Settings};
+use agent_dispatch::limiter::Limiter;
+use agent_dispatch::result::DispatchResult;
 use agent_dispatch::result::ErrorType;
+use agent_dispatch::runenv::RunEnv;
 use serde_json::Value;
-use crate::util::{Out, TestEnv, pid_alive, run};
 
 /// A world with one agent `proj` (plus optional YAML lines under it).
 fn world(name: &str, agent_extra: &str) -> (TestEnv, PathBuf) {
@@ -270,10 +273,9 @@ fn timeout_kills_the_grandchild_and_reports_a_resumable_session() {
         let before = env.claude_runs().len();
         let start = Instant::now();
         let out = test_cmd(&env, r#"{"grandchild": true, "sleep": 60}"#, mode);
-        let elapsed = start.elapsed();
         assert_eq!(out.code, 1, "{}", out.stdout);
-        assert!(elapsed >= Duration::from_secs(1), "{elapsed:?}");
-        assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+        // Not killed before its time (the bound the other way is make bench's business).
+        assert!(start.elapsed() >= Duration::from_secs(1));
         let runs = env.claude_runs();
         let r = &runs[before];
         let argv = argv_of(r);
@@ -315,7 +317,6 @@ fn answer_before_a_hang_wins_over_the_timeout() {
 fn stderr_flood_does_not_deadlock() {
     let (env, _dir) = world("flood", "");
     for mode in [&[][..], &["--stream"][..]] {
-        let start = Instant::now();
         let out = test_cmd(
             &env,
             r#"{"stderr_bytes": 1048576, "result": "survived"}"#,
@@ -323,7 +324,6 @@ fn stderr_flood_does_not_deadlock() {
         );
         assert_eq!(out.code, 0, "{}", out.stdout);
         assert!(out.stdout.contains("survived"));
-        assert!(start.elapsed() < Duration::from_secs(10));
     }
 }
 
@@ -338,13 +338,26 @@ fn recursion_is_refused_before_spawning() {
     assert!(out.stdout.contains("settings.max_dispatch_depth"));
     assert!(env.claude_runs().is_empty());
 
-    // Depth is passed on as parent + 1; a non-integer counts as 0.
-    for (given, child) in [("1", "2"), ("not_a_number", "1")] {
+    // Depth is passed on as parent + 1.
+    let mut c = env.cmd();
+    c.args(["test", "proj"]).env("AGENT_DISPATCH_DEPTH", "1");
+    assert_eq!(run(&mut c).code, 0);
+    assert_eq!(env.claude_runs().last().unwrap()["depth"], "2");
+
+    // A malformed depth fails closed: a garbled count must not restart a loop at zero.
+    let runs = env.claude_runs().len();
+    for given in ["not_a_number", "-1", "99999999999999999999"] {
         let mut c = env.cmd();
         c.args(["test", "proj"]).env("AGENT_DISPATCH_DEPTH", given);
-        assert_eq!(run(&mut c).code, 0);
-        assert_eq!(env.claude_runs().last().unwrap()["depth"], child);
+        let out = run(&mut c);
+        assert_eq!(out.code, 1, "{given}: {}", out.stdout);
+        assert!(
+            out.stdout.contains("is not a dispatch depth"),
+            "{}",
+            out.stdout
+        );
     }
+    assert_eq!(env.claude_runs().len(), runs);
 }
 
 #[test]
@@ -430,49 +443,41 @@ fn stream_progress_is_printed_while_the_child_still_runs() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let start = Instant::now();
     let mut child = c.spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
-    let at = start.elapsed();
     assert_eq!(first, "  -> first step");
     // The fake logs itself before printing anything, so its pid is known by now.
     let pid = env.claude_runs()[0]["pid"].as_i64().unwrap();
     assert!(pid_alive(pid), "the line arrived only after claude exited");
-    assert!(at < Duration::from_secs(2), "{at:?}");
     assert_eq!(lines.next().unwrap().unwrap(), "  -> Using tool: Grep");
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("---\nstreamed\n"));
 }
 
-// In-process `claude::run`: PATH is set once for this test binary to a directory whose
-// `claude` is the fake; each agent directory carries its own `.fake-claude-step.json`.
+// In-process `claude::run`: the injected `RunEnv` finds `claude` in a directory holding only
+// the fake (the process's own PATH is never changed); each agent directory carries its own
+// `.fake-claude-step.json`.
 
-fn in_process_path() {
-    static ONCE: OnceLock<PathBuf> = OnceLock::new();
-    ONCE.get_or_init(|| {
+fn in_process_env() -> RunEnv {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    let bin = BIN.get_or_init(|| {
         let bin = std::env::temp_dir().join(format!("ad-runner-bin-{}", std::process::id()));
         std::fs::create_dir_all(&bin).unwrap();
         let link = bin.join("claude");
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink(crate::util::fake_claude(), &link).unwrap();
-        let path = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        // SAFETY: set once, before any in-process dispatch in this binary; the other tests
-        // give their children an explicit PATH.
-        unsafe {
-            std::env::set_var("PATH", path);
-            std::env::remove_var("AGENT_DISPATCH_DEPTH");
-            std::env::remove_var("FAKE_CLAUDE_STEP");
-            std::env::remove_var("FAKE_CLAUDE_PLAN");
-            std::env::remove_var("FAKE_CLAUDE_LOG");
-        }
         bin
     });
+    RunEnv::with_path(bin)
+}
+
+/// `claude::run` under a permit of a fresh limiter, as the pipeline would call it.
+fn run_in_process(req: &DispatchRequest, mode: OutputMode, hooks: Hooks<'_>) -> DispatchResult {
+    let limiter = Limiter::new(1);
+    let permit = limiter.acquire(&Cancel::new()).unwrap();
+    claude::run(&permit, &in_process_env(), req, mode, hooks)
 }
 
 fn agent_with_step(env: &TestEnv, step: &str) -> AgentConfig {
@@ -491,11 +496,15 @@ fn cwd_runs(dir: &Path) -> Vec<Value> {
 
 #[test]
 fn cancel_kills_the_group_and_reports_cancelled() {
-    in_process_path();
     let env = TestEnv::new("cancel");
     let agent = agent_with_step(&env, r#"{"grandchild": true, "sleep": 60}"#);
     let dir = agent.directory.clone();
-    let req = DispatchRequest::new("proj", agent, Settings::default(), "wait forever");
+    let req = DispatchRequest::new(
+        "proj",
+        agent,
+        Settings::default(),
+        Ask::task("wait forever"),
+    );
     let cancel = Cancel::new();
     let tripper = cancel.clone();
     let mut spawned = Vec::new();
@@ -504,8 +513,7 @@ fn cancel_kills_the_group_and_reports_cancelled() {
         std::thread::sleep(Duration::from_millis(700));
         tripper.trip();
     });
-    let start = Instant::now();
-    let r = claude::run(
+    let r = run_in_process(
         &req,
         OutputMode::Json,
         Hooks {
@@ -515,7 +523,6 @@ fn cancel_kills_the_group_and_reports_cancelled() {
         },
     );
     handle.join().unwrap();
-    assert!(start.elapsed() < Duration::from_secs(4));
     assert_eq!(r.error_type, Some(ErrorType::Cancelled));
     assert!(r.session_id.is_some());
     let runs = cwd_runs(&dir);
@@ -526,21 +533,20 @@ fn cancel_kills_the_group_and_reports_cancelled() {
 
 #[test]
 fn progress_callback_fires_before_the_child_exits() {
-    in_process_path();
     let env = TestEnv::new("progress");
     let agent = agent_with_step(
         &env,
         r#"{"progress": ["thinking", "tool:Read"], "sleep": 1, "result": "ok"}"#,
     );
     let dir = agent.directory.clone();
-    let mut req = DispatchRequest::new("proj", agent, Settings::default(), "go");
-    req.caller = Some("tester".into());
+    let mut req = DispatchRequest::new("proj", agent, Settings::default(), Ask::task("go"));
+    req.ask.caller = Some("tester".into());
     let mut seen: Vec<(String, bool)> = Vec::new();
     let mut on_progress = |line: &str| {
         let pid = cwd_runs(&dir)[0]["pid"].as_i64().unwrap();
         seen.push((line.to_string(), pid_alive(pid)));
     };
-    let r = claude::run(
+    let r = run_in_process(
         &req,
         OutputMode::Stream,
         Hooks {
@@ -563,13 +569,12 @@ fn progress_callback_fires_before_the_child_exits() {
 
 #[test]
 fn resume_uses_resume_flag_and_keeps_the_session() {
-    in_process_path();
     let env = TestEnv::new("resume");
     let agent = agent_with_step(&env, r#"{"result": "continued"}"#);
     let dir = agent.directory.clone();
-    let mut req = DispatchRequest::new("proj", agent, Settings::default(), "more");
+    let mut req = DispatchRequest::new("proj", agent, Settings::default(), Ask::task("more"));
     req.resume_session = Some("sess-123".into());
-    let r = claude::run(&req, OutputMode::Json, Hooks::default());
+    let r = run_in_process(&req, OutputMode::Json, Hooks::default());
     assert!(r.success);
     assert_eq!(r.session_id.as_deref(), Some("sess-123"));
     let argv = argv_of(&cwd_runs(&dir)[0]);
@@ -590,14 +595,10 @@ fn ctrl_c_on_test_stops_the_child_group_and_exits_130() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let started = std::time::Instant::now();
-        while env.claude_runs().is_empty() {
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(10),
-                "child never started"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        assert!(
+            crate::util::wait_until(Duration::from_secs(30), || !env.claude_runs().is_empty()),
+            "child never started"
+        );
         let run = env.claude_runs()[0].clone();
         // SAFETY: kill(2) on our own child process.
         unsafe { libc::kill(child.id() as i32, signal) };

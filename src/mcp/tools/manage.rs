@@ -7,6 +7,7 @@ use std::path::Path;
 use serde_json::{Map, Value, json};
 
 use super::{Args, ToolCtx, ToolError, ToolResult};
+use crate::app::Observer;
 use crate::config::{self, AgentConfig, AgentPatch};
 use crate::detect;
 use crate::pyfmt;
@@ -29,7 +30,7 @@ fn insert_tools(obj: &mut Map<String, Value>, agent: &AgentConfig) {
 }
 
 pub fn list_agents(ctx: &ToolCtx, _args: &Args) -> ToolResult {
-    let config = ctx.server.load_config()?;
+    let config = ctx.app().config()?;
     if config.agents.is_empty() {
         return Err(ToolError::new(
             "No agents configured. Run: agent-dispatch add <name> <directory>",
@@ -37,7 +38,7 @@ pub fn list_agents(ctx: &ToolCtx, _args: &Args) -> ToolResult {
     }
     let mut out = Vec::with_capacity(config.agents.len());
     for (name, agent) in config.agents.iter() {
-        let dir = &agent.directory;
+        let dir = &config::resolve_path(&agent.directory);
         let mut obj = Map::new();
         obj.insert("name".into(), json!(name));
         obj.insert("directory".into(), json!(dir.to_string_lossy()));
@@ -84,8 +85,8 @@ pub fn list_agents(ctx: &ToolCtx, _args: &Args) -> ToolResult {
 pub fn inspect_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
     let name = args.string("name")?;
     let preview_lines = args.int("preview_lines")?;
-    let config = ctx.server.load_config()?;
-    let agent = super::find_agent(&config, &name)?;
+    let config = ctx.app().config()?;
+    let agent = ctx.app().target(&config, &name, 0)?.agent;
     let dir = &agent.directory;
     let mut obj = Map::new();
     obj.insert("name".into(), json!(name));
@@ -150,7 +151,7 @@ fn mutate_error(ctx: &ToolCtx, e: config::MutateError) -> ToolError {
         config::MutateError::Rejected(msg) => ToolError::new(msg),
         other => ToolError::new(other.to_string()).with_hint(format!(
             "Nothing was written. Check {} (`agent-dispatch doctor` explains what is wrong) and retry.",
-            ctx.server.config_path.display()
+            ctx.app().config_path().display()
         )),
     }
 }
@@ -214,7 +215,7 @@ pub fn add_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
     agent.disallowed_tools = config::parse_tool_csv(&disallowed);
 
     let stored = agent.clone();
-    config::mutate(&ctx.server.config_path, |cfg| {
+    config::mutate(ctx.app().config_path(), |cfg| {
         if cfg.agents.contains(&name) {
             return Err(format!(
                 "Agent {} already exists. Remove it first.",
@@ -225,7 +226,7 @@ pub fn add_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
         Ok(())
     })
     .map_err(|e| mutate_error(ctx, e))?;
-    ctx.server.cache().invalidate_agent(&name);
+    ctx.app().cache().invalidate_agent(&name);
     ctx.log(&format!("Added agent '{name}' -> {}", dir.display()));
 
     let mut out = Map::new();
@@ -246,14 +247,14 @@ pub fn add_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
 
 pub fn remove_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
     let name = args.string("name")?;
-    config::mutate(&ctx.server.config_path, |cfg| {
+    config::mutate(ctx.app().config_path(), |cfg| {
         match cfg.agents.remove(&name) {
             Some(_) => Ok(()),
             None => Err(not_found_among(&name, cfg)),
         }
     })
     .map_err(|e| mutate_error(ctx, e))?;
-    ctx.server.cache().invalidate_agent(&name);
+    ctx.app().cache().invalidate_agent(&name);
     ctx.log(&format!("Removed agent '{name}'"));
     Ok(json!({ "removed": name }))
 }
@@ -307,7 +308,7 @@ pub fn update_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
     };
     // An unknown agent is reported before an empty patch (SPEC §7.5 #10, as upstream): the
     // caller learns the name is wrong, not that it forgot a field. Rejections write nothing.
-    let fields = config::mutate(&ctx.server.config_path, |cfg| {
+    let fields = config::mutate(ctx.app().config_path(), |cfg| {
         let names = not_found_among(&name, cfg);
         let Some(agent) = cfg.agents.get_mut(&name) else {
             return Err(names);
@@ -318,7 +319,7 @@ pub fn update_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
         Ok(patch.apply(agent))
     })
     .map_err(|e| mutate_error(ctx, e))?;
-    ctx.server.cache().invalidate_agent(&name);
+    ctx.app().cache().invalidate_agent(&name);
     ctx.log(&format!("Updated agent '{name}': {}", fields.join(", ")));
     Ok(json!({ "updated": name, "fields": fields }))
 }
@@ -328,19 +329,19 @@ fn cache_disabled() -> Value {
 }
 
 pub fn cache_stats(ctx: &ToolCtx, _args: &Args) -> ToolResult {
-    let config = ctx.server.load_config()?;
+    let config = ctx.app().config()?;
     if !config.settings.cache.enabled {
         return Ok(cache_disabled());
     }
-    Ok(ctx.server.cache().stats())
+    Ok(ctx.app().cache().stats())
 }
 
 pub fn cache_clear(ctx: &ToolCtx, _args: &Args) -> ToolResult {
-    let config = ctx.server.load_config()?;
+    let config = ctx.app().config()?;
     if !config.settings.cache.enabled {
         return Ok(cache_disabled());
     }
-    let n = ctx.server.cache().clear();
+    let n = ctx.app().cache().clear();
     ctx.log(&format!("Cleared {n} cached entries"));
     Ok(json!({ "cleared": n }))
 }

@@ -1,9 +1,9 @@
-//! The tool table and what every tool shares: the per-server state (`Server`, including its
-//! one-time start: config read once, job recovery and retention), the per-call context
-//! (`ToolCtx`: logging, progress, cancellation), typed argument access checked against each
-//! tool's declared parameters (`Args`), the error envelope (`ToolError`) and the shared parameter
-//! rules of SPEC §7.3. One `Param` list per tool feeds both `tools/list` (the JSON Schema) and
-//! argument parsing, so the two cannot drift apart.
+//! The MCP adapter over the application core: the tool table (one `Param` list per tool feeds
+//! both `tools/list`'s JSON Schema and argument reading, so the two cannot drift apart), typed
+//! argument access (`Args`), the per-call context (`ToolCtx`, the `Observer` of the calls it
+//! runs: log lines, progress and keep-alives as notifications, cancellation) and the rendering of
+//! typed results and errors as `tools/call` results. Nothing here decides how a dispatch runs;
+//! that is `app`'s job.
 
 mod ask;
 mod async_jobs;
@@ -11,155 +11,36 @@ mod dispatch;
 mod manage;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crossbeam_channel::Sender;
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::msg::Outgoing;
-use crate::cache::Cache;
+use crate::app::pipeline::KeepaliveClaim;
+use crate::app::{self, App, Observer};
 use crate::cancel::Cancel;
-use crate::config::{self, AgentConfig, Config};
-use crate::jobs::JobStore;
-use crate::limiter::Limiter;
 use crate::log;
-use crate::pyfmt;
+use crate::runenv::RunEnv;
 use crate::text::json_type;
 
-/// State shared by every call of one server process.
+/// What one MCP server process shares between calls: the application and what the client asked
+/// of this connection (the log level).
 pub struct Server {
-    pub config_path: PathBuf,
-    /// The one concurrency gate for every `claude` child this process starts.
-    pub limiter: Limiter,
-    cache: Mutex<Cache>,
+    pub app: Arc<App>,
     /// Minimum level of `notifications/message` the client wants (index into `LEVELS`).
     log_level: AtomicU8,
-    /// Tripped at shutdown so queued work gives up instead of starting children.
-    stopping: Cancel,
-    /// The job store, opened on first successful use; its directory is fixed from then on
-    /// (SPEC §8.1). A failed open is retried on the next call, so fixing the permissions works
-    /// without a restart.
-    jobs: Mutex<Option<JobStore>>,
-    /// Async job threads still running in this process.
-    job_threads: Arc<AtomicUsize>,
-    /// How often a silent run sends a keep-alive progress notification to a client that asked
-    /// for progress (`AGENT_DISPATCH_HEARTBEAT_SECS`, default 15).
-    pub heartbeat: Duration,
 }
 
 impl Server {
-    /// The server for `config_path`, ready to serve. `agents.yaml` is read once here, for the
-    /// start-up settings; every call reloads it (SPEC §3.2). Before returning it fails the jobs
-    /// whose owning server died (nobody holds their lock), then applies
-    /// `settings.job_retention_days`. A broken jobs directory or config is logged, never fatal.
+    /// The server for `config_path`, its children inheriting this process's environment.
     pub fn start(config_path: PathBuf) -> Server {
-        let settings = Config::load(&config_path)
-            .map(|c| c.settings)
-            .unwrap_or_default();
-        let server = Server {
-            limiter: Limiter::new(settings.max_concurrency),
-            cache: Mutex::new(Cache::new(settings.cache.ttl, settings.cache.max_size)),
-            config_path,
-            log_level: AtomicU8::new(1),
-            stopping: Cancel::new(),
-            jobs: Mutex::new(None),
-            job_threads: Arc::new(AtomicUsize::new(0)),
-            heartbeat: heartbeat_interval(),
-        };
-        server.tidy_jobs(settings.job_retention_days);
-        server
-    }
-
-    fn tidy_jobs(&self, days: u64) {
-        let store = match self.jobs() {
-            Ok(s) => s,
-            Err(e) => return log::warn(&format!("jobs directory unusable: {}", e.message)),
-        };
-        match store.recover_abandoned() {
-            Ok(0) => {}
-            Ok(n) => log::info(&format!("Marked {n} abandoned job(s) as failed")),
-            Err(e) => log::warn(&format!("job recovery failed: {e}")),
+        Server {
+            app: Arc::new(App::start(config_path, RunEnv::from_process())),
+            log_level: AtomicU8::new(INFO),
         }
-        if days > 0 {
-            match store.purge_older_than_days(days) {
-                Ok(n) if n > 0 => log::info(&format!(
-                    "Purged {n} terminal job(s) older than {days} day(s)"
-                )),
-                Ok(_) => {}
-                Err(e) => log::warn(&format!("job retention purge failed: {e}")),
-            }
-        }
-    }
-
-    /// Called when the server stops: nothing new may start, and async jobs stop their children.
-    pub fn shutdown(&self) {
-        self.stopping.trip();
-    }
-
-    /// True while async job threads of this process are still winding down.
-    pub fn busy(&self) -> bool {
-        self.job_threads.load(Ordering::SeqCst) > 0
-    }
-
-    pub fn is_stopping(&self) -> bool {
-        self.stopping.is_tripped()
-    }
-
-    pub fn stopping(&self) -> &Cancel {
-        &self.stopping
-    }
-
-    /// The job store (`AGENT_DISPATCH_JOBS_DIR`, else `jobs/` next to the config).
-    pub fn jobs(&self) -> Result<JobStore, ToolError> {
-        let mut slot = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(store) = slot.as_ref() {
-            return Ok(store.clone());
-        }
-        let store = JobStore::open(&config::jobs_dir(&self.config_path)).map_err(|e| {
-            ToolError::new(e.to_string()).with_hint(
-                "Set AGENT_DISPATCH_JOBS_DIR to a writable directory, or fix the permissions.",
-            )
-        })?;
-        *slot = Some(store.clone());
-        Ok(store)
-    }
-
-    /// Runs an async job on a thread of its own, counted so shutdown can wait for it.
-    pub fn spawn_job(&self, id: &str, work: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-        let counter = Arc::clone(&self.job_threads);
-        counter.fetch_add(1, Ordering::SeqCst);
-        let spawned = std::thread::Builder::new()
-            .name(format!("job-{}", &id[..8.min(id.len())]))
-            .spawn(move || {
-                // Detached: the job store's ownership lock, not a JoinHandle, tracks its life.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
-                counter.fetch_sub(1, Ordering::SeqCst);
-            });
-        if spawned.is_err() {
-            self.job_threads.fetch_sub(1, Ordering::SeqCst);
-        }
-        spawned.map(|_| ())
-    }
-
-    /// Reloads `agents.yaml` (SPEC §3.2: on every call) and applies live settings.
-    pub fn load_config(&self) -> Result<Config, ToolError> {
-        let config = Config::load(&self.config_path).map_err(|e| {
-            ToolError::new(e.to_string()).with_hint(format!(
-                "Fix the file (or move it aside and run `agent-dispatch init`); `agent-dispatch doctor` \
-                 shows the problem. Path: {}",
-                self.config_path.display()
-            ))
-        })?;
-        self.limiter.set_capacity(config.settings.max_concurrency);
-        self.cache()
-            .configure(config.settings.cache.ttl, config.settings.cache.max_size);
-        Ok(config)
-    }
-
-    pub fn cache(&self) -> MutexGuard<'_, Cache> {
-        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// `logging/setLevel`: false (and no change) when `level` is not an MCP level name.
@@ -172,14 +53,6 @@ impl Server {
             None => false,
         }
     }
-}
-
-fn heartbeat_interval() -> Duration {
-    crate::env::secs(
-        "AGENT_DISPATCH_HEARTBEAT_SECS",
-        Duration::from_secs(15),
-        Duration::from_secs(3600),
-    )
 }
 
 /// Notification levels, lowest first (MCP logging).
@@ -204,7 +77,7 @@ fn level_rank(level: &str) -> Option<u8> {
 
 /// What a tool can do besides returning: talk to the client while it works.
 pub struct ToolCtx {
-    pub server: std::sync::Arc<Server>,
+    pub server: Arc<Server>,
     /// Tripped by `notifications/cancelled` or shutdown.
     pub cancel: Cancel,
     out: Sender<Outgoing>,
@@ -214,12 +87,12 @@ pub struct ToolCtx {
     /// client in increasing order, as MCP requires.
     progress: Mutex<u64>,
     /// Set while one of this request's runs sends keep-alives, so parallel items share one.
-    heartbeat_taken: AtomicBool,
+    keepalive_taken: AtomicBool,
 }
 
 impl ToolCtx {
     pub fn new(
-        server: std::sync::Arc<Server>,
+        server: Arc<Server>,
         out: Sender<Outgoing>,
         progress_token: Option<Value>,
         cancel: Cancel,
@@ -230,14 +103,12 @@ impl ToolCtx {
             out,
             progress_token,
             progress: Mutex::new(0),
-            heartbeat_taken: AtomicBool::new(false),
+            keepalive_taken: AtomicBool::new(false),
         }
     }
 
-    /// A log line the SPEC names: to the client and to stderr.
-    pub fn log(&self, message: &str) {
-        log::info(message);
-        self.notify(message);
+    pub fn app(&self) -> &Arc<App> {
+        &self.server.app
     }
 
     /// A progress line: to the client only, as `notifications/message` (if the client's level
@@ -253,17 +124,8 @@ impl ToolCtx {
         self.progress_only(message);
     }
 
-    /// The right to send this request's keep-alives, if the client asked for progress and no
-    /// other run of the request (a parallel item) holds it. Dropping the claim releases it.
-    pub fn claim_heartbeat(&self) -> Option<HeartbeatClaim<'_>> {
-        if self.progress_token.is_none() || self.heartbeat_taken.swap(true, Ordering::SeqCst) {
-            return None;
-        }
-        Some(HeartbeatClaim(&self.heartbeat_taken))
-    }
-
     /// A `notifications/progress` only (no log line): keep-alives that carry no news.
-    pub fn progress_only(&self, message: &str) {
+    fn progress_only(&self, message: &str) {
         if let Some(token) = &self.progress_token {
             let mut last = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
             *last += 1;
@@ -275,72 +137,59 @@ impl ToolCtx {
     }
 }
 
-/// Held by the one run of a request that sends its keep-alives; see `ToolCtx::claim_heartbeat`.
-pub struct HeartbeatClaim<'a>(&'a AtomicBool);
-
-impl Drop for HeartbeatClaim<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
+impl Observer for ToolCtx {
+    fn cancel(&self) -> &Cancel {
+        &self.cancel
     }
-}
 
-/// The agent called `name` in `config`, or the SPEC §7.3 unknown-agent error.
-pub fn find_agent(config: &Config, name: &str) -> Result<AgentConfig, ToolError> {
-    config
-        .agent(name)
-        .cloned()
-        .ok_or_else(|| unknown_agent(config, name))
-}
+    /// A log line the SPEC names: to the client and to stderr.
+    fn log(&self, line: &str) {
+        log::info(line);
+        self.notify(line);
+    }
 
-fn unknown_agent(config: &Config, name: &str) -> ToolError {
-    let available: Vec<&str> = config.agents.names().collect();
-    let list = if available.is_empty() {
-        "(none configured)".to_string()
-    } else {
-        available.join(", ")
-    };
-    ToolError::new(format!(
-        "Unknown agent: {}. Available: {list}",
-        pyfmt::repr(name)
-    ))
+    fn progress(&self, agent: &str, line: &str) {
+        self.notify(&format!(
+            "[{agent}] {}",
+            crate::text::first_chars(line, 300)
+        ));
+    }
+
+    fn claim_keepalive(&self) -> Option<KeepaliveClaim<'_>> {
+        self.progress_token.as_ref()?;
+        KeepaliveClaim::take(&self.keepalive_taken)
+    }
+
+    fn keepalive(&self, line: &str) {
+        self.progress_only(line);
+    }
 }
 
 /// A tool-level failure: a result with `isError: true` carrying `{"error": …, "hint"?: …}`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ToolError {
-    pub message: String,
-    pub hint: Option<String>,
-}
-
-impl ToolError {
-    pub fn new(message: impl Into<String>) -> ToolError {
-        ToolError {
-            message: message.into(),
-            hint: None,
-        }
-    }
-
-    pub fn with_hint(mut self, hint: impl Into<String>) -> ToolError {
-        self.hint = Some(hint.into());
-        self
-    }
-
-    pub fn to_json(&self) -> Value {
-        let mut v = json!({ "error": self.message });
-        if let Some(h) = &self.hint {
-            v["hint"] = json!(h);
-        }
-        v
-    }
-}
+/// Argument errors are made here; everything else comes from the application.
+pub type ToolError = app::Error;
 
 pub type ToolResult = Result<Value, ToolError>;
+
+/// A typed result as a tool's JSON document.
+pub fn to_doc(view: &impl Serialize) -> ToolResult {
+    serde_json::to_value(view)
+        .map_err(|e| ToolError::new(format!("could not encode the result: {e}")))
+}
+
+fn error_doc(e: &ToolError) -> Value {
+    let mut v = json!({ "error": e.message });
+    if let Some(h) = &e.hint {
+        v["hint"] = json!(h);
+    }
+    v
+}
 
 /// The `tools/call` result for a tool's outcome: one text item holding the JSON document.
 pub fn call_result(outcome: ToolResult) -> Value {
     let (doc, is_error) = match outcome {
         Ok(v) => (v, false),
-        Err(e) => (e.to_json(), true),
+        Err(e) => (error_doc(&e), true),
     };
     let text = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| doc.to_string());
     json!({ "content": [{ "type": "text", "text": text }], "isError": is_error })
@@ -555,13 +404,6 @@ pub fn bool_of(v: &Value) -> Option<bool> {
             _ => None,
         },
         _ => None,
-    }
-}
-
-/// SPEC §7.3: a per-call timeout override. `<= 0` keeps the agent's own; otherwise [10, 7200].
-pub fn apply_timeout_override(agent: &mut AgentConfig, timeout_seconds: i64) {
-    if timeout_seconds > 0 {
-        agent.timeout = timeout_seconds.clamp(10, 7200) as u64;
     }
 }
 

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::TestEnv;
 
-pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub const READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct McpClient {
     pub child: Child,

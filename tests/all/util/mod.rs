@@ -158,3 +158,16 @@ pub fn pid_alive(pid: i64) -> bool {
     }
 }
 pub mod mcp;
+
+/// Polls `f` until it holds or `limit` passes; the final answer of `f`. The limit is a hang
+/// detector, never a speed claim: give it room for a loaded machine.
+pub fn wait_until(limit: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    f()
+}
