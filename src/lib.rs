@@ -1,13 +1,10 @@
 //! agent-dispatch: an MCP stdio server and CLI that hands work to Claude Code agents, each a
 //! `claude -p` child started in its own project directory.
 //!
-//! Where a tool call goes: `mcp::transport` reads a line → `mcp` server loop → a worker thread
-//! runs the tool from `mcp::tools` → `claude::run` spawns and supervises the child → the
-//! `DispatchResult` goes back through the single writer thread.
-//!
-//! The management CLI (`cli`) changes `agents.yaml` only through `config` (`config::mutate` for
-//! edits, `config::init_file` for `init`; both locked and atomic) and describes projects with
-//! `detect`; the MCP tools use the same two modules.
+//! Layers, each calling only down (ARCHITECTURE.md has the full map): the adapters `mcp` and
+//! `cli` → the application core `app` (the dispatch pipeline over `App`'s limiter, cache, job
+//! store and config snapshot) → the domain values and stores (`ask`, `result`, `config`, `cache`,
+//! `limiter`, `jobs`, `detect`) → the runner (`claude`, `process`, `runenv`).
 
 pub mod app;
 pub mod ask;

@@ -119,7 +119,12 @@ pub(super) fn remove_if_unheld(path: &Path) -> bool {
     names(path, &f).unwrap_or(false) && fs::remove_file(path).is_ok()
 }
 
-/// Opens (creating it if needed) and blocks on an exclusive lock of `path`.
+/// How long a store transition waits for the directory-wide lock before giving up with an
+/// error (like the config lock): a holder stuck for longer is a fault to report, not to join.
+pub(super) const STORE_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens (creating it if needed) and takes an exclusive lock of `path`, waiting at most
+/// `STORE_LOCK_TIMEOUT`.
 pub(super) fn lock_blocking(path: &Path) -> io::Result<File> {
     let f = OpenOptions::new()
         .write(true)
@@ -127,8 +132,18 @@ pub(super) fn lock_blocking(path: &Path) -> io::Result<File> {
         .truncate(false)
         .mode(0o600)
         .open(path)?;
-    f.lock_exclusive()?;
-    Ok(f)
+    let deadline = Instant::now() + STORE_LOCK_TIMEOUT;
+    if crate::fsutil::lock_exclusive_until(&f, deadline, Duration::from_millis(5))? {
+        return Ok(f);
+    }
+    Err(io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!(
+            "{} stayed locked by another process for {}s",
+            path.display(),
+            STORE_LOCK_TIMEOUT.as_secs()
+        ),
+    ))
 }
 
 /// Whether some open file description holds the lock at `path`. Never creates the file, so a

@@ -13,7 +13,7 @@ use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, Sender};
 
 use super::Error;
 use super::model::{Job, PROGRESS_LINE_CHARS, PROGRESS_LINES};
@@ -58,6 +58,7 @@ where
     let cancel = owner.cancel().clone();
     let tail = Progress::default();
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+    let (nudge_tx, nudge_rx) = crossbeam_channel::bounded::<()>(1);
     let outcome = thread::scope(|s| {
         let job = Running {
             store: &store,
@@ -65,13 +66,14 @@ where
             cancel: &cancel,
             shutdown,
             tail: &tail,
+            nudge: &nudge_tx,
         };
         let watcher_job = job;
         // Without a watcher, in-process cancels still work; only cross-process ones are slower
         // (they are then noticed when the runner returns).
         let watcher = thread::Builder::new()
             .name(format!("job-watch-{}", &id[..8]))
-            .spawn_scoped(s, move || watcher_job.watch(&stop_rx));
+            .spawn_scoped(s, move || watcher_job.watch(&stop_rx, &nudge_rx));
         let outcome = job.drive(limiter, dispatch);
         drop(stop_tx);
         if let Ok(h) = watcher {
@@ -102,6 +104,9 @@ struct Running<'a> {
     cancel: &'a Cancel,
     shutdown: &'a Cancel,
     tail: &'a Progress,
+    /// Wakes the watcher to write new progress, so the supervising thread never waits on the
+    /// job store's lock while the child's output piles up.
+    nudge: &'a Sender<()>,
 }
 
 impl Running<'_> {
@@ -133,7 +138,8 @@ impl Running<'_> {
         }
         let mut on_progress = |line: &str| {
             self.push(line);
-            self.flush(false);
+            // A full channel means a wake-up is already pending.
+            let _ = self.nudge.try_send(());
         };
         let mut on_spawn = |pid: u32| {
             // Best effort: without the record a dead owner's orphan just can't be killed later.
@@ -224,27 +230,39 @@ impl Running<'_> {
         let _ = self.store.update_progress(self.id, &lines);
     }
 
-    /// Until `stop` closes: trip the job's cancel when the server shuts down or the job file
-    /// says the job is over (cancelled by another process, or deleted), and write progress that
-    /// arrived since the last write once it is due, so a quiet child's last lines still show.
-    fn watch(&self, stop: &Receiver<()>) {
+    /// Until `stop` closes: write progress when nudged (at once for the first line, then at
+    /// most once per `PROGRESS_EVERY`), and on every tick trip the job's cancel when the server
+    /// shuts down or the job file says the job is over (cancelled by another process, or
+    /// deleted), then write progress that arrived since the last write once it is due, so a
+    /// quiet child's last lines still show.
+    fn watch(&self, stop: &Receiver<()>, nudged: &Receiver<()>) {
+        let mut last_check = Instant::now();
         loop {
-            match stop.recv_timeout(WATCH_EVERY) {
-                Err(RecvTimeoutError::Timeout) => {}
-                _ => return,
+            crossbeam_channel::select! {
+                recv(stop) -> _ => return,
+                recv(nudged) -> _ => {},
+                default(WATCH_EVERY) => {},
             }
-            if self.shutdown.is_tripped() {
-                self.cancel.trip();
-            }
-            if !self.cancel.is_tripped() {
-                match self.store.get(self.id) {
-                    Ok(Some(job)) if !job.status.is_terminal() => {}
-                    Ok(_) => self.cancel.trip(),
-                    // Unreadable for a moment (e.g. permissions): keep running.
-                    Err(_) => {}
-                }
+            // Checked on time even while a chatty child keeps nudging.
+            if last_check.elapsed() >= WATCH_EVERY {
+                last_check = Instant::now();
+                self.check_still_wanted();
             }
             self.flush(false);
+        }
+    }
+
+    fn check_still_wanted(&self) {
+        if self.shutdown.is_tripped() {
+            self.cancel.trip();
+        }
+        if !self.cancel.is_tripped() {
+            match self.store.get(self.id) {
+                Ok(Some(job)) if !job.status.is_terminal() => {}
+                Ok(_) => self.cancel.trip(),
+                // Unreadable for a moment (e.g. permissions): keep running.
+                Err(_) => {}
+            }
         }
     }
 }

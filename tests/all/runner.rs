@@ -509,8 +509,10 @@ fn cancel_kills_the_group_and_reports_cancelled() {
     let tripper = cancel.clone();
     let mut spawned = Vec::new();
     let mut on_spawn = |pid: u32| spawned.push(pid);
+    // Cancel once the fake has started (and logged itself), however slow the machine is.
+    let log_dir = dir.clone();
     let handle = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(700));
+        crate::util::wait_until(Duration::from_secs(60), || !cwd_runs(&log_dir).is_empty());
         tripper.trip();
     });
     let r = run_in_process(
