@@ -202,9 +202,7 @@ impl Loop {
         let spawned = thread::Builder::new()
             .name(format!("mcp-call-{id}"))
             .spawn(move || {
-                let outcome = catch_unwind(AssertUnwindSafe(|| {
-                    (tool.call)(&ctx, &tools::Args::new(tool, &args))
-                }));
+                let outcome = catch_unwind(AssertUnwindSafe(|| tools::call(tool, &ctx, &args)));
                 // A cancelled request gets no response (MCP cancellation).
                 if !ctx.cancel.is_tripped() {
                     let result = match outcome {

@@ -23,16 +23,6 @@ fn client(env: &TestEnv, step: Value) -> McpClient {
     c
 }
 
-/// Serialises the load-heavy test with the latency-sensitive one: tests in one binary run in
-/// parallel, and 200 jobs on a 2-core machine would otherwise distort a latency measurement.
-static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn exclusive() -> std::sync::MutexGuard<'static, ()> {
-    HEAVY
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 fn start(c: &mut McpClient, task: &str) -> String {
     let (doc, is_error) = c.call("dispatch_async", json!({"agent": "alpha", "task": task}));
     assert!(!is_error, "{doc}");
@@ -342,7 +332,6 @@ fn a_killed_server_leaves_jobs_that_the_next_server_fails_while_live_ones_are_un
 
 #[test]
 fn two_servers_and_the_cli_share_one_job_store() {
-    let _alone = exclusive();
     let env = TestEnv::new("jobs-hammer");
     agents(&env, "settings:\n  max_concurrency: 6\n");
     let step = json!({"sleep": 0.05, "progress": ["working"]});
@@ -458,4 +447,94 @@ fn retention_purges_old_finished_jobs_at_start_and_keeps_the_rest() {
     );
     let (doc, _) = c.call("fetch_result", json!({"ref": fresh["ref"]}));
     assert_eq!(doc["success"], true, "{doc}");
+}
+
+#[test]
+fn unknown_arguments_are_refused_before_anything_happens() {
+    let env = TestEnv::new("jobs-strict");
+    agents(&env, "");
+    let mut c = client(&env, json!({"result": "kept"}));
+    let (r, _) = c.call(
+        "dispatch",
+        json!({"agent": "alpha", "task": "t", "return_ref": true}),
+    );
+    let id = r["ref"].as_str().unwrap().to_string();
+    // A typo of dry_run must not turn into a real purge.
+    let (doc, is_error) = c.call(
+        "dispatch_gc",
+        json!({"max_age_days": 1e-9, "dry-run": true}),
+    );
+    assert!(is_error, "{doc}");
+    assert_eq!(
+        doc["error"],
+        "Unknown argument 'dry-run' for dispatch_gc. Valid arguments: max_age_days, dry_run"
+    );
+    let (doc, is_error) = c.call(
+        "dispatch",
+        json!({"agent": "alpha", "task": "t", "grup": "x"}),
+    );
+    assert!(
+        is_error && doc["error"].as_str().unwrap().contains("'grup'"),
+        "{doc}"
+    );
+    assert_eq!(env.claude_runs().len(), 1, "the refused dispatch ran");
+    let (doc, _) = c.call("dispatch_status", json!({"job_id": id}));
+    assert_eq!(doc["status"], "done", "{doc}");
+    // Every schema says so too.
+    let id = c.request("tools/list", json!({}));
+    let tools = c.response(id)["result"]["tools"].clone();
+    for t in tools.as_array().unwrap() {
+        assert_eq!(
+            t["inputSchema"]["additionalProperties"], false,
+            "{}",
+            t["name"]
+        );
+    }
+}
+
+#[test]
+fn gc_dry_run_deletes_nothing_and_jobs_filter_by_agent() {
+    let env = TestEnv::new("jobs-dry");
+    let (a, b) = (env.project("alpha"), env.project("beta"));
+    env.write_config(&format!(
+        "agents:\n  alpha:\n    directory: {}\n  beta:\n    directory: {}\n",
+        a.display(),
+        b.display()
+    ));
+    let mut c = client(&env, json!({"result": "r"}));
+    let mut ids = Vec::new();
+    for (agent, task) in [("alpha", "one"), ("beta", "two"), ("alpha", "three")] {
+        let (r, _) = c.call(
+            "dispatch",
+            json!({"agent": agent, "task": task, "return_ref": true}),
+        );
+        ids.push(r["ref"].as_str().unwrap().to_string());
+    }
+    let (list, _) = c.call("dispatch_jobs", json!({"agent": "alpha"}));
+    let tasks: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["task"].as_str().unwrap())
+        .collect();
+    assert_eq!(tasks.len(), 2, "{list}");
+    assert!(tasks.contains(&"one") && tasks.contains(&"three"), "{list}");
+    let (list, _) = c.call("dispatch_jobs", json!({"agent": "nosuch"}));
+    assert_eq!(list, json!([]));
+
+    // Older than a nanosecond-day: all three, once their completion is in the past.
+    std::thread::sleep(Duration::from_millis(50));
+    let (doc, is_error) = c.call(
+        "dispatch_gc",
+        json!({"max_age_days": 1e-9, "dry_run": true}),
+    );
+    assert!(!is_error, "{doc}");
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(doc["would_purge"], 3, "{doc}");
+    for id in &ids {
+        let (doc, is_error) = c.call("dispatch_status", json!({"job_id": id}));
+        assert!(!is_error, "dry run deleted {id}: {doc}");
+    }
+    let (doc, _) = c.call("dispatch_gc", json!({"max_age_days": 1e-9}));
+    assert_eq!(doc["purged"], 3, "{doc}");
 }

@@ -80,6 +80,7 @@ pub fn dispatch_cancel(ctx: &ToolCtx, args: &Args) -> ToolResult {
 pub fn dispatch_jobs(ctx: &ToolCtx, args: &Args) -> ToolResult {
     let filter = Status::parse_filter(&args.string("status")?).map_err(ToolError::new)?;
     let limit = args.int("limit")?.clamp(1, 1000) as usize;
+    let agent = args.opt_string("agent")?;
     let store = ctx.app().jobs()?;
     let listing = store.list(filter).map_err(store_error)?;
     if !listing.skipped.is_empty() {
@@ -95,7 +96,13 @@ pub fn dispatch_jobs(ctx: &ToolCtx, args: &Args) -> ToolResult {
         ));
     }
     Ok(Value::Array(
-        listing.jobs.iter().take(limit).map(jobs::summary).collect(),
+        listing
+            .jobs
+            .iter()
+            .filter(|j| agent.as_ref().is_none_or(|a| j.agent == *a))
+            .take(limit)
+            .map(jobs::summary)
+            .collect(),
     ))
 }
 
@@ -116,6 +123,23 @@ pub fn dispatch_gc(ctx: &ToolCtx, args: &Args) -> ToolResult {
         return Err(ToolError::new("max_age_days is too large (non-finite)"));
     }
     let store = ctx.app().jobs()?;
+    if args.boolean("dry_run")? {
+        // What `gc` would take: terminal jobs finished before the cutoff. Nothing is deleted.
+        let cutoff = jobs::model::now() - secs;
+        let listing = store.list(None).map_err(store_error)?;
+        let ids: Vec<&str> = listing
+            .jobs
+            .iter()
+            .filter(|j| j.status.is_terminal() && j.finished_or_created() < cutoff)
+            .map(|j| j.id.as_str())
+            .collect();
+        return Ok(json!({
+            "dry_run": true,
+            "would_purge": ids.len(),
+            "job_ids": ids,
+            "max_age_days": days,
+        }));
+    }
     let purged = store.gc(secs).map_err(store_error)?;
     ctx.log(&format!(
         "Purged {purged} terminal jobs older than {}d",

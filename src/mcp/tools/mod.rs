@@ -262,7 +262,12 @@ impl Tool {
             }
             props.insert(param.name.to_string(), prop);
         }
-        json!({ "type": "object", "properties": props, "required": required })
+        json!({
+            "type": "object",
+            "properties": props,
+            "required": required,
+            "additionalProperties": false,
+        })
     }
 
     fn to_json(&self) -> Value {
@@ -417,6 +422,27 @@ pub use table::INSTRUCTIONS;
 
 pub fn list() -> Vec<Value> {
     table::TOOLS.iter().map(Tool::to_json).collect()
+}
+
+/// Runs `tool` on `raw` arguments, refusing any argument its schema does not list (a typo such
+/// as `dry-run` must not silently turn into the destructive default).
+pub fn call(tool: &'static Tool, ctx: &ToolCtx, raw: &Map<String, Value>) -> ToolResult {
+    if let Some(unknown) = raw
+        .keys()
+        .find(|k| !tool.params.iter().any(|p| p.name == *k))
+    {
+        let valid: Vec<&str> = tool.params.iter().map(|p| p.name).collect();
+        let valid = if valid.is_empty() {
+            "none".to_string()
+        } else {
+            valid.join(", ")
+        };
+        return Err(ToolError::new(format!(
+            "Unknown argument '{unknown}' for {}. Valid arguments: {valid}",
+            tool.name
+        )));
+    }
+    (tool.call)(ctx, &Args::new(tool, raw))
 }
 
 pub fn lookup(name: &str) -> Option<&'static Tool> {

@@ -376,6 +376,11 @@ pub static TOOLS: &[Tool] = &[
                 "Only this status: pending, running, done, failed, cancelled; empty = all",
             ),
             p("limit", Kind::Int(50), "At most this many, [1, 1000]"),
+            p(
+                "agent",
+                Kind::Str(""),
+                "Only jobs of this agent (exact name, removed agents included); empty = all",
+            ),
         ],
         annotations: READS,
         call: async_jobs::dispatch_jobs,
@@ -405,11 +410,18 @@ pub static TOOLS: &[Tool] = &[
         title: "Purge old jobs",
         description: "Delete finished jobs (done, failed, cancelled) older than max_age_days. Pending and \
                       running jobs are never deleted.",
-        params: &[p(
-            "max_age_days",
-            Kind::Num(7.0),
-            "Age threshold in days; must be > 0",
-        )],
+        params: &[
+            p(
+                "max_age_days",
+                Kind::Num(7.0),
+                "Age threshold in days; must be > 0",
+            ),
+            p(
+                "dry_run",
+                Kind::Bool(false),
+                "Only report which jobs would be deleted; delete nothing",
+            ),
+        ],
         annotations: Annotations {
             read_only: false,
             destructive: true,
