@@ -7,13 +7,16 @@ mod lenient;
 mod patch;
 mod store;
 
+use std::collections::BTreeMap;
+
+use crate::backend::Backend;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 pub use patch::{
-    AgentPatch, KNOWN_PERMISSION_MODES, parse_tool_csv, permission_mode_warning,
+    AgentPatch, KNOWN_PERMISSION_MODES, check_backend, parse_tool_csv, permission_mode_warning,
     validate_agent_name,
 };
 pub use store::{LOCK_TIMEOUT, MutateError, init_file, mutate, mutate_with_timeout};
@@ -63,6 +66,9 @@ pub struct AgentConfig {
         deserialize_with = "lenient::opt_list"
     )]
     pub disallowed_tools: Option<Vec<String>>,
+    /// The coding CLI that runs this agent; `claude` (the default) is not written.
+    #[serde(default, skip_serializing_if = "Backend::is_default")]
+    pub backend: Backend,
 }
 
 fn default_agent_timeout() -> u64 {
@@ -80,6 +86,7 @@ impl AgentConfig {
             permission_mode: None,
             allowed_tools: None,
             disallowed_tools: None,
+            backend: Backend::Claude,
         }
     }
 }
@@ -153,6 +160,21 @@ pub struct Settings {
         deserialize_with = "lenient::uint::<_, 0, 0>"
     )]
     pub job_retention_days: u64,
+    /// Per-backend overrides (`backends: {codex: {command: /opt/codex/bin/codex}}`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backends: BTreeMap<String, BackendSettings>,
+}
+
+/// `settings.backends.<name>`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackendSettings {
+    /// The program to run instead of the backend's name on `PATH`: a path, or a name.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_string"
+    )]
+    pub command: Option<String>,
 }
 
 impl Default for Settings {
@@ -167,6 +189,7 @@ impl Default for Settings {
             max_concurrency: default_max_concurrency(),
             cache: CacheSettings::default(),
             job_retention_days: 0,
+            backends: BTreeMap::new(),
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod ask;
+pub mod backend;
 pub mod cache;
 pub mod cancel;
 pub mod claude;

@@ -67,6 +67,18 @@ pub struct DispatchResult {
     /// Set when the CLI stopped at the budget cap or reported a cost above it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub budget_exceeded: bool,
+    /// Token counts, from a CLI that reports tokens rather than a cost (Codex, Gemini).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<TokenUsage>,
+}
+
+/// What a run used, in tokens, as its CLI reported it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_input_tokens: Option<u64>,
 }
 
 impl DispatchResult {

@@ -13,7 +13,7 @@ use super::{App, Error};
 use crate::ask::Ask;
 use crate::cache::CacheKey;
 use crate::cancel::Cancel;
-use crate::claude::{self, DispatchRequest, Hooks, OutputMode};
+use crate::claude::{DispatchRequest, Hooks, OutputMode};
 use crate::config::{AgentConfig, Settings};
 use crate::limiter::Permit;
 use crate::result::{DispatchResult, ErrorType};
@@ -245,7 +245,7 @@ pub fn child(
     mode: OutputMode,
     hooks: Hooks<'_>,
 ) -> DispatchResult {
-    claude::run(permit, app.run_env(), req, mode, hooks)
+    crate::backend::run(permit, app.run_env(), req, mode, hooks)
 }
 
 // ---------------------------------------------------------------------------------------------

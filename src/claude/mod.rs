@@ -17,12 +17,11 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 use crate::ask::Ask;
+use crate::backend::{Backend, CodingCli, Launch};
 use crate::cancel::Cancel;
 use crate::config::{AgentConfig, Settings};
-use crate::limiter::Permit;
 use crate::log;
 use crate::result::{DispatchResult, ErrorType};
-use crate::runenv::RunEnv;
 pub use crate::runenv::{DEPTH_VAR, find_on_path};
 
 use crate::process::{ChildSpec, Outcome, StdoutMode, Supervised};
@@ -70,100 +69,94 @@ pub struct Hooks<'a> {
     pub on_spawn: Option<&'a mut dyn FnMut(u32)>,
 }
 
-/// Runs one dispatch to completion under `_permit`. Never panics; returns only after the
-/// child's process group has been killed or has exited and the leader has been reaped.
-pub fn run(
-    _permit: &Permit,
-    env: &RunEnv,
-    req: &DispatchRequest,
-    mode: OutputMode,
-    mut hooks: Hooks<'_>,
-) -> DispatchResult {
-    let name = req.agent_name.as_str();
+/// The Claude Code CLI (`claude -p`): the first backend, and the one the others imitate.
+pub struct Claude;
 
-    // SPEC §5.1, in this order: depth, `claude` on PATH, directory, argv.
-    let depth = match &env.depth {
-        Ok(d) => *d,
-        Err(why) => {
-            return DispatchResult::failure(
-                name,
-                ErrorType::Recursion,
-                format!("{why}; refusing to start another claude. Unset it or fix its value."),
-            );
+impl Claude {
+    fn session(launch: &Launch<'_>) -> SessionArg {
+        match launch.resume() {
+            Some(id) => SessionArg::Resume(id.to_string()),
+            None => SessionArg::Fresh(launch.fresh_id.clone()),
         }
-    };
-    let max = req.settings.max_dispatch_depth;
-    if depth >= max {
-        return DispatchResult::failure(
-            name,
-            ErrorType::Recursion,
-            format!(
-                "Dispatch depth {depth} >= max {max}. Agents appear to be dispatching to each other in a loop (A -> B -> A) or nesting too deeply; refusing to start another claude. Raise settings.max_dispatch_depth in agents.yaml if this nesting is intended."
-            ),
-        );
-    }
-    let Some(claude) = env.find("claude") else {
-        return DispatchResult::failure(
-            name,
-            ErrorType::NotFound,
-            "Claude CLI not found in PATH. Install: https://docs.anthropic.com/en/docs/claude-code",
-        );
-    };
-    let dir = &req.agent.directory;
-    if !dir.is_dir() {
-        return DispatchResult::failure(
-            name,
-            ErrorType::NotFound,
-            format!("Directory does not exist: {}", dir.display()),
-        );
     }
 
-    let prompt = argv::build_prompt(&req.ask);
-    let session = match req.resume_session.as_deref() {
-        Some(id) if !id.is_empty() => SessionArg::Resume(id.to_string()),
-        // Pre-generated so that a run that times out can still be resumed (SPEC §5.3).
-        _ => SessionArg::Fresh(uuid::Uuid::new_v4().to_string()),
-    };
-    let mut args = match argv::build_args(&prompt, &session, &req.agent, &req.settings, mode) {
-        Ok(a) => a,
-        Err(e) => return DispatchResult::failure(name, ErrorType::CliError, e.to_string()),
-    };
-    let (SessionArg::Resume(id) | SessionArg::Fresh(id)) = &session;
-    let mut session_id = Some(id.clone());
-    let timeout_secs = effective_timeout(&req.agent, &req.settings);
-    let child_depth = (depth + 1).to_string();
-    let budget = argv::effective_budget(&req.agent, &req.settings);
+    fn claude_args(launch: &Launch<'_>) -> Result<ClaudeArgs, argv::ArgvError> {
+        let req = launch.req;
+        argv::build_args(
+            &launch.prompt,
+            &Self::session(launch),
+            &req.agent,
+            &req.settings,
+            launch.mode,
+        )
+    }
+}
 
-    // At most two attempts: the second only for a CLI that predates `--session-id`
-    // (SPEC §5.5, §12 item 14).
-    let mut retried = false;
-    loop {
-        let ctx = Ctx {
-            agent: name,
-            session_id: session_id.as_deref(),
-            want_json: req.ask.response_format.is_json(),
-            budget,
+impl CodingCli for Claude {
+    fn backend(&self) -> Backend {
+        Backend::Claude
+    }
+
+    fn install_hint(&self) -> &'static str {
+        "Claude CLI not found in PATH. Install: https://docs.anthropic.com/en/docs/claude-code"
+    }
+
+    fn unsupported(&self, _agent: &AgentConfig) -> Option<String> {
+        None
+    }
+
+    fn args(&self, launch: &Launch<'_>) -> Result<Vec<String>, String> {
+        Self::claude_args(launch)
+            .map(|a| a.args)
+            .map_err(|e| e.to_string())
+    }
+
+    fn run(&self, launch: &Launch<'_>, mut hooks: Hooks<'_>) -> DispatchResult {
+        let (req, mode, name) = (launch.req, launch.mode, launch.agent());
+        let dir = &req.agent.directory;
+        let session = Self::session(launch);
+        let mut args = match Self::claude_args(launch) {
+            Ok(a) => a,
+            Err(e) => return DispatchResult::failure(name, ErrorType::CliError, e.to_string()),
         };
-        let attempt = Attempt {
-            claude: &claude,
-            args: &args,
-            dir,
-            depth: &child_depth,
-            timeout_secs,
-            mode,
-        };
-        match attempt.run(&ctx, &mut hooks) {
-            Ran::Done(result) => return result,
-            Ran::OldCli(result) => {
-                if retried || !args.has_session_id() {
-                    return result;
+        let (SessionArg::Resume(id) | SessionArg::Fresh(id)) = &session;
+        let mut session_id = Some(id.clone());
+        let timeout_secs = launch.timeout_secs;
+        let budget = argv::effective_budget(&req.agent, &req.settings);
+        let claude = launch.program;
+        let child_depth = launch.child_depth.clone();
+
+        // At most two attempts: the second only for a CLI that predates `--session-id`
+        // (SPEC §5.5, §12 item 14).
+        let mut retried = false;
+        loop {
+            let ctx = Ctx {
+                agent: name,
+                session_id: session_id.as_deref(),
+                want_json: req.ask.response_format.is_json(),
+                budget,
+            };
+            let attempt = Attempt {
+                claude,
+                args: &args,
+                dir,
+                depth: &child_depth,
+                timeout_secs,
+                mode,
+            };
+            match attempt.run(&ctx, &mut hooks) {
+                Ran::Done(result) => return result,
+                Ran::OldCli(result) => {
+                    if retried || !args.has_session_id() {
+                        return result;
+                    }
+                    log::warn(&format!(
+                        "claude rejected --session-id (old CLI?); retrying agent '{name}' once without it; this run will not be resumable after a timeout"
+                    ));
+                    retried = true;
+                    args = args.without_session_id();
+                    session_id = None;
                 }
-                log::warn(&format!(
-                    "claude rejected --session-id (old CLI?); retrying agent '{name}' once without it; this run will not be resumable after a timeout"
-                ));
-                retried = true;
-                args = args.without_session_id();
-                session_id = None;
             }
         }
     }

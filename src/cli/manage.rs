@@ -11,6 +11,7 @@ use lexopt::prelude::*;
 use super::{
     Command, CommandSpec, EXIT_ERROR, EXIT_OK, Io, agent_not_found, help, parse_name_only,
 };
+use crate::backend::Backend;
 use crate::config::{self, AgentConfig, AgentPatch, MutateError};
 use crate::detect;
 
@@ -36,6 +37,7 @@ Options:
   --permission-mode TEXT      default, plan or bypassPermissions
   --allowed-tools CSV         Tools the agent may use, e.g. Bash,Read,Edit ('' inherits)
   --disallowed-tools CSV      Tools the agent may not use ('' inherits)
+  --backend NAME              The coding CLI that runs it: claude, codex or gemini [default: claude]
   -h, --help                  Show this message and exit.
 ";
 
@@ -89,6 +91,7 @@ pub struct AgentOptions {
     pub permission_mode: Option<String>,
     pub allowed_tools: Option<String>,
     pub disallowed_tools: Option<String>,
+    pub backend: Option<Backend>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -148,6 +151,7 @@ fn agent_option(
         "--permission-mode" => o.permission_mode = Some(p.value()?.string()?),
         "--allowed-tools" => o.allowed_tools = Some(p.value()?.string()?),
         "--disallowed-tools" => o.disallowed_tools = Some(p.value()?.string()?),
+        "--backend" => o.backend = Some(p.value()?.parse_with(Backend::parse)?),
         _ => return Err(lexopt::Error::UnexpectedOption(name.to_string())),
     }
     Ok(())
@@ -286,6 +290,8 @@ pub fn run_add(io: &mut Io, args: AddArgs) -> io::Result<u8> {
             .disallowed_tools
             .as_deref()
             .and_then(config::parse_tool_csv);
+        agent.backend = o.backend.unwrap_or_default();
+        config::check_backend(&name, &agent)?;
         c.agents.insert(name.clone(), agent);
         Ok(())
     });
@@ -330,6 +336,7 @@ fn cli_patch(o: &AgentOptions) -> AgentPatch {
         }),
         allowed_tools: o.allowed_tools.as_ref().map(tools),
         disallowed_tools: o.disallowed_tools.as_ref().map(tools),
+        backend: o.backend,
     }
 }
 
@@ -348,7 +355,9 @@ pub fn run_update(io: &mut Io, args: UpdateArgs) -> io::Result<u8> {
         if patch.is_empty() {
             return Err("Nothing to update. Pass at least one option (see --help).".to_string());
         }
-        Ok(patch.apply(agent))
+        let fields = patch.apply(agent);
+        config::check_backend(&name, agent)?;
+        Ok(fields)
     });
     let fields = match outcome {
         Ok(f) => f,
@@ -425,6 +434,7 @@ mod tests {
                     permission_mode: Some("plan".into()),
                     allowed_tools: Some("Bash,Read".into()),
                     disallowed_tools: Some(String::new()),
+                    backend: None,
                 }
             })
         );

@@ -3,7 +3,17 @@
 //! field-by-field update both `update` surfaces build with their own argument semantics.
 
 use super::AgentConfig;
+use crate::backend::Backend;
 use crate::pyfmt;
+
+/// Refuses an agent whose settings its backend cannot honour (e.g. a spending cap for Codex),
+/// so `add` and `update` never store a configuration every dispatch would refuse.
+pub fn check_backend(name: &str, agent: &AgentConfig) -> Result<(), String> {
+    match agent.backend.cli().unsupported(agent) {
+        Some(why) => Err(format!("Agent '{name}': {why}")),
+        None => Ok(()),
+    }
+}
 
 /// The permission modes SPEC §2.4 knows, sorted as the warning lists them.
 pub const KNOWN_PERMISSION_MODES: [&str; 3] = ["bypassPermissions", "default", "plan"];
@@ -63,6 +73,7 @@ pub struct AgentPatch {
     pub permission_mode: Option<Option<String>>,
     pub allowed_tools: Option<Option<Vec<String>>>,
     pub disallowed_tools: Option<Option<Vec<String>>>,
+    pub backend: Option<Backend>,
 }
 
 impl AgentPatch {
@@ -101,6 +112,10 @@ impl AgentPatch {
         if let Some(t) = &self.disallowed_tools {
             agent.disallowed_tools = t.clone();
             fields.push("disallowed_tools");
+        }
+        if let Some(b) = self.backend {
+            agent.backend = b;
+            fields.push("backend");
         }
         fields
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::util::{Out, TestEnv, pid_alive, run};
 use agent_dispatch::ask::Ask;
 use agent_dispatch::cancel::Cancel;
-use agent_dispatch::claude::{self, DispatchRequest, Hooks, OutputMode};
+use agent_dispatch::claude::{DispatchRequest, Hooks, OutputMode};
 use agent_dispatch::config::{AgentConfig, Settings};
 use agent_dispatch::limiter::Limiter;
 use agent_dispatch::result::DispatchResult;
@@ -477,7 +477,7 @@ fn in_process_env() -> RunEnv {
 fn run_in_process(req: &DispatchRequest, mode: OutputMode, hooks: Hooks<'_>) -> DispatchResult {
     let limiter = Limiter::new(1);
     let permit = limiter.acquire(&Cancel::new()).unwrap();
-    claude::run(&permit, &in_process_env(), req, mode, hooks)
+    agent_dispatch::backend::run(&permit, &in_process_env(), req, mode, hooks)
 }
 
 fn agent_with_step(env: &TestEnv, step: &str) -> AgentConfig {

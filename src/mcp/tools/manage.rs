@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Args, ToolCtx, ToolError, ToolResult};
 use crate::app::Observer;
+use crate::backend::Backend;
 use crate::config::{self, AgentConfig, AgentPatch};
 use crate::detect;
 use crate::pyfmt;
@@ -16,7 +17,16 @@ fn exists(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok()
 }
 
+/// `backend`: `""` leaves it (or means claude for a new agent).
+fn backend_arg(args: &Args) -> Result<Option<Backend>, ToolError> {
+    match args.opt_string("backend")? {
+        None => Ok(None),
+        Some(b) => Backend::parse(&b).map(Some).map_err(ToolError::new),
+    }
+}
+
 fn insert_tools(obj: &mut Map<String, Value>, agent: &AgentConfig) {
+    obj.insert("backend".into(), json!(agent.backend));
     if let Some(mode) = agent.permission_mode.as_deref().filter(|m| !m.is_empty()) {
         obj.insert("permission_mode".into(), json!(mode));
     }
@@ -175,6 +185,7 @@ pub fn add_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
     let permission_mode = args.string("permission_mode")?;
     let allowed = args.string("allowed_tools")?;
     let disallowed = args.string("disallowed_tools")?;
+    let backend = backend_arg(args)?;
 
     config::validate_agent_name(&name).map_err(ToolError::new)?;
     if timeout < 0 {
@@ -213,6 +224,8 @@ pub fn add_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
     agent.permission_mode = Some(permission_mode.clone()).filter(|m| !m.is_empty());
     agent.allowed_tools = config::parse_tool_csv(&allowed);
     agent.disallowed_tools = config::parse_tool_csv(&disallowed);
+    agent.backend = backend.unwrap_or_default();
+    config::check_backend(&name, &agent).map_err(ToolError::new)?;
 
     let stored = agent.clone();
     config::mutate(ctx.app().config_path(), |cfg| {
@@ -233,6 +246,7 @@ pub fn add_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
     out.insert("added".into(), json!(name));
     out.insert("directory".into(), json!(dir.to_string_lossy()));
     out.insert("description".into(), json!(description));
+    out.insert("backend".into(), json!(agent.backend));
     if let Some(mode) = &agent.permission_mode {
         out.insert("permission_mode".into(), json!(mode));
     }
@@ -305,6 +319,7 @@ pub fn update_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
         permission_mode,
         allowed_tools: tools(args.string("allowed_tools")?),
         disallowed_tools: tools(args.string("disallowed_tools")?),
+        backend: backend_arg(args)?,
     };
     // An unknown agent is reported before an empty patch (SPEC §7.5 #10, as upstream): the
     // caller learns the name is wrong, not that it forgot a field. Rejections write nothing.
@@ -316,7 +331,9 @@ pub fn update_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
         if patch.is_empty() {
             return Err("Nothing to update. Pass at least one non-empty field.".to_string());
         }
-        Ok(patch.apply(agent))
+        let fields = patch.apply(agent);
+        config::check_backend(&name, agent)?;
+        Ok(fields)
     })
     .map_err(|e| mutate_error(ctx, e))?;
     ctx.app().cache().invalidate_agent(&name);

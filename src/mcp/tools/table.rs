@@ -240,6 +240,11 @@ pub static TOOLS: &[Tool] = &[
                 Kind::Str(""),
                 "Comma-separated tools the agent may not use",
             ),
+            p(
+                "backend",
+                Kind::Str(""),
+                "The coding CLI that runs it: claude, codex or gemini; empty = claude",
+            ),
         ],
         annotations: Annotations {
             read_only: false,
@@ -296,6 +301,11 @@ pub static TOOLS: &[Tool] = &[
                 "disallowed_tools",
                 Kind::Str(""),
                 "Comma-separated tools; \"none\" clears",
+            ),
+            p(
+                "backend",
+                Kind::Str(""),
+                "claude, codex or gemini; empty leaves it",
             ),
         ],
         annotations: Annotations {
