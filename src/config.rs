@@ -1,10 +1,14 @@
-//! The `agents.yaml` model (SPEC §2–§3): agents, settings, where the file lives, and loading it.
-//! Submodules: `lenient` (scalar coercion while parsing), `store` (locked, atomic
-//! read-modify-write), `patch` (name/mode/tool-list rules shared by the CLI and the MCP tools).
-//! Nothing here spawns a process.
+//! The `agents.yaml` model (SPEC §2–§3): agents, groups, settings, where the file lives, and
+//! loading it. Submodules: `lenient` (scalar coercion while parsing), `store` (locked, atomic
+//! read-modify-write), `lossless` (a save keeps every key it does not understand), `patch`
+//! (name/mode/label rules shared by the CLI and the MCP tools), `groups` (the `groups:` model),
+//! `problems` (what `doctor` reports about a loaded config). Nothing here spawns a process.
 
+mod groups;
 mod lenient;
+mod lossless;
 mod patch;
+mod problems;
 mod store;
 
 use std::fmt;
@@ -12,10 +16,12 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use groups::{Group, GroupMember, parse_member_spec};
 pub use patch::{
-    AgentPatch, KNOWN_PERMISSION_MODES, parse_tool_csv, permission_mode_warning,
-    validate_agent_name,
+    AgentPatch, PERMISSION_MODES, parse_labels, parse_tool_csv, validate_agent_name,
+    validate_permission_mode,
 };
+pub use problems::{Problem, Severity, problems};
 pub use store::{LOCK_TIMEOUT, MutateError, init_file, mutate, mutate_with_timeout};
 
 pub const DEFAULT_AGENT_TIMEOUT: u64 = 300;
@@ -63,6 +69,28 @@ pub struct AgentConfig {
         deserialize_with = "lenient::opt_list"
     )]
     pub disallowed_tools: Option<Vec<String>>,
+    /// Short labels for what the agent is good at (0.16.0 `capabilities`); descriptive only,
+    /// never passed to the child.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "lenient::list"
+    )]
+    pub capabilities: Vec<String>,
+    /// Labels for abilities that deserve extra scrutiny (e.g. `restart_services`).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "lenient::list"
+    )]
+    pub risky_capabilities: Vec<String>,
+    /// Standing orders appended to the child's system prompt on every dispatch; empty = none.
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "lenient::string"
+    )]
+    pub instructions: String,
 }
 
 fn default_agent_timeout() -> u64 {
@@ -80,7 +108,15 @@ impl AgentConfig {
             permission_mode: None,
             allowed_tools: None,
             disallowed_tools: None,
+            capabilities: Vec::new(),
+            risky_capabilities: Vec::new(),
+            instructions: String::new(),
         }
+    }
+
+    /// The standing instructions, `None` when there are none worth sending (blank text).
+    pub fn instructions(&self) -> Option<&str> {
+        Some(self.instructions.trim()).filter(|t| !t.is_empty())
     }
 }
 
@@ -153,6 +189,21 @@ pub struct Settings {
         deserialize_with = "lenient::uint::<_, 0, 0>"
     )]
     pub job_retention_days: u64,
+    /// Send every child the dispatch protocol as an appended system prompt (0.16.0); `false`
+    /// gives raw `claude -p` behaviour.
+    #[serde(
+        default = "yes",
+        skip_serializing_if = "is_true",
+        deserialize_with = "lenient::bool_default_true"
+    )]
+    pub dispatch_protocol: bool,
+    /// Append one line per dispatch to the usage log (0.16.0 `usage.jsonl`).
+    #[serde(
+        default = "yes",
+        skip_serializing_if = "is_true",
+        deserialize_with = "lenient::bool_default_true"
+    )]
+    pub usage_log: bool,
 }
 
 impl Default for Settings {
@@ -167,6 +218,8 @@ impl Default for Settings {
             max_concurrency: default_max_concurrency(),
             cache: CacheSettings::default(),
             job_retention_days: 0,
+            dispatch_protocol: true,
+            usage_log: true,
         }
     }
 }
@@ -189,45 +242,63 @@ fn default_max_concurrency() -> usize {
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
+fn is_true(b: &bool) -> bool {
+    *b
+}
 
-/// The whole file. `agents` keeps the order of the file.
+/// The whole file. `agents` and `groups` keep the order of the file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     #[serde(default)]
     pub agents: AgentMap,
+    /// Named working sets of agents (0.16.0); not written while empty.
+    #[serde(default, skip_serializing_if = "NamedMap::is_empty")]
+    pub groups: GroupMap,
     #[serde(default, deserialize_with = "lenient::section")]
     pub settings: Settings,
+    /// The document as read, so a save can keep what this model does not know.
+    #[serde(skip)]
+    origin: lossless::Origin,
 }
 
-/// Agents in file order. A `Vec` of pairs: lookups are over a handful of entries.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct AgentMap(pub Vec<(String, AgentConfig)>);
+/// Entries in file order. A `Vec` of pairs: lookups are over a handful of entries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedMap<T>(pub Vec<(String, T)>);
 
-impl AgentMap {
-    pub fn get(&self, name: &str) -> Option<&AgentConfig> {
+pub type AgentMap = NamedMap<AgentConfig>;
+pub type GroupMap = NamedMap<Group>;
+
+impl<T> Default for NamedMap<T> {
+    fn default() -> Self {
+        NamedMap(Vec::new())
+    }
+}
+
+impl<T> NamedMap<T> {
+    pub fn get(&self, name: &str) -> Option<&T> {
         self.0.iter().find(|(n, _)| n == name).map(|(_, a)| a)
     }
-    pub fn get_mut(&mut self, name: &str) -> Option<&mut AgentConfig> {
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut T> {
         self.0.iter_mut().find(|(n, _)| n == name).map(|(_, a)| a)
     }
     pub fn contains(&self, name: &str) -> bool {
         self.get(name).is_some()
     }
     /// Inserts or replaces, keeping the position of an existing entry.
-    pub fn insert(&mut self, name: String, agent: AgentConfig) {
+    pub fn insert(&mut self, name: String, value: T) {
         match self.get_mut(&name) {
-            Some(slot) => *slot = agent,
-            None => self.0.push((name, agent)),
+            Some(slot) => *slot = value,
+            None => self.0.push((name, value)),
         }
     }
-    pub fn remove(&mut self, name: &str) -> Option<AgentConfig> {
+    pub fn remove(&mut self, name: &str) -> Option<T> {
         let at = self.0.iter().position(|(n, _)| n == name)?;
         Some(self.0.remove(at).1)
     }
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(n, _)| n.as_str())
     }
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &AgentConfig)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &T)> {
         self.0.iter().map(|(n, a)| (n.as_str(), a))
     }
     pub fn len(&self) -> usize {
@@ -238,40 +309,60 @@ impl AgentMap {
     }
 }
 
-impl Serialize for AgentMap {
+/// What a key under a [`NamedMap`] must look like to load.
+pub trait Named {
+    /// `Err(reason)` refuses the file.
+    fn check_name(_name: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Agent names are not checked on load (the reference never did); `doctor` warns instead.
+impl Named for AgentConfig {}
+
+/// Group names are checked on load as 0.16.0 does: they label text sent to members.
+impl Named for Group {
+    fn check_name(name: &str) -> Result<(), String> {
+        validate_agent_name(name).map_err(|e| format!("group name: {e}"))
+    }
+}
+
+impl<T: Serialize> Serialize for NamedMap<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (name, agent) in &self.0 {
-            map.serialize_entry(name, agent)?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
         }
         map.end()
     }
 }
 
-impl<'de> Deserialize<'de> for AgentMap {
+impl<'de, T: Deserialize<'de> + Named> Deserialize<'de> for NamedMap<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit;
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = AgentMap;
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de> + Named> serde::de::Visitor<'de> for Visit<T> {
+            type Value = NamedMap<T>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a mapping of agent name to agent settings")
+                f.write_str("a mapping of names to settings")
             }
-            fn visit_unit<E: serde::de::Error>(self) -> Result<AgentMap, E> {
-                Ok(AgentMap::default())
+            fn visit_unit<E: serde::de::Error>(self) -> Result<NamedMap<T>, E> {
+                Ok(NamedMap::default())
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut m: A,
-            ) -> Result<AgentMap, A::Error> {
-                let mut out = AgentMap::default();
-                while let Some((name, agent)) = m.next_entry::<lenient::Key, AgentConfig>()? {
-                    out.insert(name.0, agent);
+            ) -> Result<NamedMap<T>, A::Error> {
+                let mut out = NamedMap::default();
+                while let Some(name) = m.next_key::<lenient::Key>()? {
+                    T::check_name(&name.0).map_err(serde::de::Error::custom)?;
+                    let value = m.next_value::<T>()?;
+                    out.insert(name.0, value);
                 }
                 Ok(out)
             }
         }
-        d.deserialize_any(Visit)
+        d.deserialize_any(Visit(std::marker::PhantomData))
     }
 }
 
@@ -530,23 +621,47 @@ impl Config {
         // on a `Value`, whose typed errors no longer know their line. So only a text that may
         // hold a merge key takes that route; everything else keeps exact error positions.
         let config: Option<Config> = if text.contains("<<") {
+            let raw = value.clone();
             value
                 .apply_merge()
                 .map_err(|e| invalid(InvalidKind::Syntax, e.to_string(), located(&e)))?;
-            serde_yaml_ng::from_value(value).map_err(schema)?
+            let typed: Option<Config> = serde_yaml_ng::from_value(value).map_err(schema)?;
+            value = raw;
+            typed
         } else {
             serde_yaml_ng::from_str(text).map_err(schema)?
         };
-        Ok(config.unwrap_or_default())
+        let mut config = config.unwrap_or_default();
+        config.origin = lossless::Origin::of(value);
+        Ok(config)
     }
 
-    /// The YAML text a save writes (SPEC §3.3): declaration order, absent fields dropped.
+    /// The YAML text a save writes (SPEC §3.3). A config read from a file is written back with
+    /// every key this model does not know kept in place, and every value it did not change kept
+    /// as written; only what changed is written in declaration order. A fresh config is written
+    /// whole, absent fields dropped. Comments are not kept.
     pub fn to_yaml(&self) -> Result<String, serde_yaml_ng::Error> {
-        serde_yaml_ng::to_string(self)
+        let typed = serde_yaml_ng::to_value(self)?;
+        let doc = self.origin.overlay(typed)?;
+        serde_yaml_ng::to_string(&doc)
     }
 
     pub fn agent(&self, name: &str) -> Option<&AgentConfig> {
         self.agents.get(name)
+    }
+
+    /// The group called `name`.
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.get(name)
+    }
+
+    /// Names of the groups that list `agent` as a member, in file order.
+    pub fn groups_with_member(&self, agent: &str) -> Vec<&str> {
+        self.groups
+            .iter()
+            .filter(|(_, g)| g.has_member(agent))
+            .map(|(n, _)| n)
+            .collect()
     }
 }
 
