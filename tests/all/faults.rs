@@ -990,7 +990,8 @@ fn failed_saves_keep_the_old_config_byte_for_byte() {
     ] {
         let mut cmd = env.cmd();
         cmd.args(&args);
-        limit_file_size(&mut cmd, 16);
+        // Below the smallest config a save can write ("agents: {}\n" once `alpha` is gone).
+        limit_file_size(&mut cmd, 4);
         let out = crate::util::run(&mut cmd);
         assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
         assert!(
@@ -1007,7 +1008,7 @@ fn failed_saves_keep_the_old_config_byte_for_byte() {
     }
 
     // MCP: the same through a server that cannot write, which keeps serving.
-    let mut c = McpClient::start_with(&env, |cmd| limit_file_size(cmd, 16));
+    let mut c = McpClient::start_with(&env, |cmd| limit_file_size(cmd, 4));
     c.initialize("2025-11-25");
     let (doc, is_error) = c.call("update_agent", json!({"name": "alpha", "timeout": 99}));
     assert!(is_error, "{doc}");
