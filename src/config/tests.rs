@@ -192,3 +192,18 @@ mod lenient_tests {
         );
     }
 }
+
+use std::path::Path;
+
+use super::{Config, problems};
+
+#[test]
+fn the_example_config_loads_and_shows_every_section() {
+    let text = include_str!("../../agents.example.yaml");
+    let c = Config::parse(Path::new("agents.example.yaml"), text.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let billing = c.agent("billing-api").unwrap();
+    assert!(!billing.capabilities.is_empty() && billing.instructions().is_some());
+    assert!(c.group("billing").is_some_and(|g| g.has_member("docs")));
+    assert!(problems(&c).is_empty());
+}
