@@ -17,7 +17,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use groups::{Group, GroupMember, parse_member_spec};
+pub use groups::{Group, GroupMember, parse_member_spec, validate_group_name};
 pub use named::{AgentMap, GroupMap, NamedMap};
 pub use patch::{
     AgentPatch, PERMISSION_MODES, parse_labels, parse_tool_csv, validate_agent_name,

@@ -87,6 +87,11 @@ impl Group {
     }
 }
 
+/// Group names follow the agent-name rule (0.16.0): they label text sent to members.
+pub fn validate_group_name(name: &str) -> Result<(), String> {
+    validate_agent_name(name).map_err(|e| e.replacen("agent name", "group name", 1))
+}
+
 /// `AGENT` or `AGENT:use for this` as the CLI's `--member` takes it. The agent name is checked
 /// with the agent-name rules; the hint is trimmed and may contain further colons.
 pub fn parse_member_spec(spec: &str) -> Result<GroupMember, String> {

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AgentConfig, Group, lenient, validate_agent_name};
+use super::{AgentConfig, Group, lenient};
 
 /// Entries in file order. A `Vec` of pairs: lookups are over a handful of entries.
 #[derive(Clone, Debug, PartialEq)]
@@ -69,7 +69,7 @@ impl Named for AgentConfig {}
 /// Group names are checked on load as 0.16.0 does: they label text sent to members.
 impl Named for Group {
     fn check_name(name: &str) -> Result<(), String> {
-        validate_agent_name(name).map_err(|e| format!("group name: {e}"))
+        super::validate_group_name(name)
     }
 }
 
