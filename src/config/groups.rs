@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Config, lenient, validate_agent_name};
+use crate::pyfmt;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Group {
@@ -87,6 +88,61 @@ impl Group {
     }
 }
 
+impl Config {
+    /// The group a dispatch with `group=NAME` to `agent` uses, or the tool error to return: an
+    /// unknown group (listing the others), an empty group, or an agent that is not a member
+    /// (listing the members). Check every item before running any (0.16.0 rejects a whole
+    /// `dispatch_parallel` call for one bad item).
+    pub fn group_for_dispatch(&self, group: &str, agent: &str) -> Result<&Group, String> {
+        let Some(g) = self.group(group) else {
+            let names: Vec<&str> = self.groups.names().collect();
+            let available = if names.is_empty() {
+                "(none configured)".to_string()
+            } else {
+                names.join(", ")
+            };
+            return Err(format!(
+                "Unknown group: {}. Available: {available}",
+                pyfmt::repr(group)
+            ));
+        };
+        if g.has_member(agent) {
+            return Ok(g);
+        }
+        if g.members.is_empty() {
+            return Err(format!(
+                "Group {} has no members yet. Add some with \
+                 'agent-dispatch group update {group} --member AGENT'.",
+                pyfmt::repr(group)
+            ));
+        }
+        let members: Vec<&str> = g.members.iter().map(|m| m.agent.as_str()).collect();
+        Err(format!(
+            "Agent {} is not a member of group {}. Members: {}",
+            pyfmt::repr(agent),
+            pyfmt::repr(group),
+            members.join(", ")
+        ))
+    }
+}
+
+impl Group {
+    /// The context a member receives for a dispatch with this group (0.16.0's layout): the
+    /// shared context as a labelled block, then the call's own context. Without shared context
+    /// the call's context is returned unchanged, so `group=` adds nothing it does not need.
+    /// Folding it into the context also gives each group its own cache entries.
+    pub fn merge_context(&self, group_name: &str, context: &str) -> String {
+        let Some(shared) = self.shared_context() else {
+            return context.to_string();
+        };
+        let label = format!("Shared context (group {}):", pyfmt::repr(group_name));
+        match context.trim() {
+            "" => format!("{label}\n{shared}"),
+            own => format!("{label}\n{shared}\n\n{own}"),
+        }
+    }
+}
+
 /// Group names follow the agent-name rule (0.16.0): they label text sent to members.
 pub fn validate_group_name(name: &str) -> Result<(), String> {
     validate_agent_name(name).map_err(|e| e.replacen("agent name", "group name", 1))
@@ -148,6 +204,44 @@ mod tests {
             let e = parse(yaml).unwrap_err();
             assert_eq!(e.kind(), Some(InvalidKind::Schema), "{yaml}: {e}");
         }
+    }
+
+    #[test]
+    fn dispatch_checks_membership_and_merges_shared_context() {
+        let c = parse(
+            "agents:\n  web:\n    directory: /w\n  api:\n    directory: /a\ngroups:\n  shop:\n    \
+             shared_context: '  Stack: prod  '\n    members: [{agent: web}]\n  idle: {}\n",
+        )
+        .unwrap();
+        let shop = c.group_for_dispatch("shop", "web").unwrap();
+        assert_eq!(
+            shop.merge_context("shop", " look at logs "),
+            "Shared context (group 'shop'):\nStack: prod\n\nlook at logs"
+        );
+        assert_eq!(
+            shop.merge_context("shop", ""),
+            "Shared context (group 'shop'):\nStack: prod"
+        );
+        assert_eq!(Group::default().merge_context("g", " as is "), " as is ");
+        assert_eq!(
+            c.group_for_dispatch("shop", "api").unwrap_err(),
+            "Agent 'api' is not a member of group 'shop'. Members: web"
+        );
+        assert_eq!(
+            c.group_for_dispatch("nosuch", "web").unwrap_err(),
+            "Unknown group: 'nosuch'. Available: shop, idle"
+        );
+        assert!(
+            c.group_for_dispatch("idle", "web")
+                .unwrap_err()
+                .starts_with("Group 'idle' has no members yet.")
+        );
+        assert!(
+            Config::default()
+                .group_for_dispatch("g", "a")
+                .unwrap_err()
+                .ends_with("Available: (none configured)")
+        );
     }
 
     #[test]
