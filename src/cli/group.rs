@@ -135,23 +135,20 @@ fn parse(p: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
     let mut e = GroupEdit::default();
     let mut name = None;
     while let Some(arg) = p.next()? {
-        let key = match &arg {
+        let key = match arg {
             Short('h') | Long("help") => return Ok(Command::Help(sub_help.to_string())),
-            Value(_) if takes_name && name.is_none() => {
-                if let Value(v) = arg {
-                    name = Some(v.string()?);
-                }
+            Value(v) if takes_name && name.is_none() => {
+                name = Some(v.string()?);
                 continue;
             }
-            Value(_) => return Err(arg.unexpected()),
             Short('d') | Long("description") => "-d",
             Long("shared-context") => "--shared-context",
             Long("member") => "--member",
             Long("remove-member") => "--remove-member",
-            _ => return Err(arg.unexpected()),
+            other => return Err(other.unexpected()),
         };
         if !allowed.contains(&key) {
-            return Err(arg.unexpected());
+            return Err(lexopt::Error::UnexpectedOption(key.to_string()));
         }
         let value = p.value()?.string()?;
         match key {
