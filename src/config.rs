@@ -1,10 +1,15 @@
-//! The `agents.yaml` model (SPEC §2–§3): agents, settings, where the file lives, and loading it.
-//! Submodules: `lenient` (scalar coercion while parsing), `store` (locked, atomic
-//! read-modify-write), `patch` (name/mode/tool-list rules shared by the CLI and the MCP tools).
-//! Nothing here spawns a process.
+//! The `agents.yaml` model (SPEC §2–§3): agents, groups, settings, where the file lives, and
+//! loading it. Submodules: `lenient` (scalar coercion while parsing), `store` (locked, atomic
+//! read-modify-write), `lossless` (a save keeps every key it does not understand), `patch`
+//! (name/mode/label rules shared by the CLI and the MCP tools), `groups` (the `groups:` model),
+//! `problems` (what `doctor` reports about a loaded config). Nothing here spawns a process.
 
+mod groups;
 mod lenient;
+mod lossless;
+mod named;
 mod patch;
+mod problems;
 mod store;
 
 use std::collections::BTreeMap;
@@ -15,10 +20,13 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use groups::{Group, GroupMember, parse_member_spec, validate_group_name};
+pub use named::{AgentMap, GroupMap, NamedMap};
 pub use patch::{
-    AgentPatch, KNOWN_PERMISSION_MODES, check_backend, parse_tool_csv, permission_mode_warning,
-    validate_agent_name,
+    AgentPatch, PERMISSION_MODES, check_backend, parse_labels, parse_tool_csv, validate_agent_name,
+    validate_permission_mode,
 };
+pub use problems::{Problem, Severity, problems};
 pub use store::{LOCK_TIMEOUT, MutateError, init_file, mutate, mutate_with_timeout};
 
 pub const DEFAULT_AGENT_TIMEOUT: u64 = 300;
@@ -69,6 +77,28 @@ pub struct AgentConfig {
     /// The coding CLI that runs this agent; `claude` (the default) is not written.
     #[serde(default, skip_serializing_if = "Backend::is_default")]
     pub backend: Backend,
+    /// Short labels for what the agent is good at (0.16.0 `capabilities`); descriptive only,
+    /// never passed to the child.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "lenient::list"
+    )]
+    pub capabilities: Vec<String>,
+    /// Labels for abilities that deserve extra scrutiny (e.g. `restart_services`).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "lenient::list"
+    )]
+    pub risky_capabilities: Vec<String>,
+    /// Standing orders appended to the child's system prompt on every dispatch; empty = none.
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "lenient::string"
+    )]
+    pub instructions: String,
 }
 
 fn default_agent_timeout() -> u64 {
@@ -87,7 +117,15 @@ impl AgentConfig {
             allowed_tools: None,
             disallowed_tools: None,
             backend: Backend::Claude,
+            capabilities: Vec::new(),
+            risky_capabilities: Vec::new(),
+            instructions: String::new(),
         }
+    }
+
+    /// The standing instructions, `None` when there are none worth sending (blank text).
+    pub fn instructions(&self) -> Option<&str> {
+        Some(self.instructions.trim()).filter(|t| !t.is_empty())
     }
 }
 
@@ -163,6 +201,21 @@ pub struct Settings {
     /// Per-backend overrides (`backends: {codex: {command: /opt/codex/bin/codex}}`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub backends: BTreeMap<String, BackendSettings>,
+    /// Send every child the dispatch protocol as an appended system prompt (0.16.0); `false`
+    /// gives raw `claude -p` behaviour.
+    #[serde(
+        default = "yes",
+        skip_serializing_if = "is_true",
+        deserialize_with = "lenient::bool_default_true"
+    )]
+    pub dispatch_protocol: bool,
+    /// Append one line per dispatch to the usage log (0.16.0 `usage.jsonl`).
+    #[serde(
+        default = "yes",
+        skip_serializing_if = "is_true",
+        deserialize_with = "lenient::bool_default_true"
+    )]
+    pub usage_log: bool,
 }
 
 /// `settings.backends.<name>`.
@@ -190,6 +243,8 @@ impl Default for Settings {
             cache: CacheSettings::default(),
             job_retention_days: 0,
             backends: BTreeMap::new(),
+            dispatch_protocol: true,
+            usage_log: true,
         }
     }
 }
@@ -212,90 +267,23 @@ fn default_max_concurrency() -> usize {
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
+fn is_true(b: &bool) -> bool {
+    *b
+}
 
-/// The whole file. `agents` keeps the order of the file.
+/// The whole file. `agents` and `groups` keep the order of the file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     #[serde(default)]
     pub agents: AgentMap,
+    /// Named working sets of agents (0.16.0); not written while empty.
+    #[serde(default, skip_serializing_if = "NamedMap::is_empty")]
+    pub groups: GroupMap,
     #[serde(default, deserialize_with = "lenient::section")]
     pub settings: Settings,
-}
-
-/// Agents in file order. A `Vec` of pairs: lookups are over a handful of entries.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct AgentMap(pub Vec<(String, AgentConfig)>);
-
-impl AgentMap {
-    pub fn get(&self, name: &str) -> Option<&AgentConfig> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, a)| a)
-    }
-    pub fn get_mut(&mut self, name: &str) -> Option<&mut AgentConfig> {
-        self.0.iter_mut().find(|(n, _)| n == name).map(|(_, a)| a)
-    }
-    pub fn contains(&self, name: &str) -> bool {
-        self.get(name).is_some()
-    }
-    /// Inserts or replaces, keeping the position of an existing entry.
-    pub fn insert(&mut self, name: String, agent: AgentConfig) {
-        match self.get_mut(&name) {
-            Some(slot) => *slot = agent,
-            None => self.0.push((name, agent)),
-        }
-    }
-    pub fn remove(&mut self, name: &str) -> Option<AgentConfig> {
-        let at = self.0.iter().position(|(n, _)| n == name)?;
-        Some(self.0.remove(at).1)
-    }
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|(n, _)| n.as_str())
-    }
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &AgentConfig)> {
-        self.0.iter().map(|(n, a)| (n.as_str(), a))
-    }
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl Serialize for AgentMap {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (name, agent) in &self.0 {
-            map.serialize_entry(name, agent)?;
-        }
-        map.end()
-    }
-}
-
-impl<'de> Deserialize<'de> for AgentMap {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit;
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = AgentMap;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a mapping of agent name to agent settings")
-            }
-            fn visit_unit<E: serde::de::Error>(self) -> Result<AgentMap, E> {
-                Ok(AgentMap::default())
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut m: A,
-            ) -> Result<AgentMap, A::Error> {
-                let mut out = AgentMap::default();
-                while let Some((name, agent)) = m.next_entry::<lenient::Key, AgentConfig>()? {
-                    out.insert(name.0, agent);
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_any(Visit)
-    }
+    /// The document as read, so a save can keep what this model does not know.
+    #[serde(skip)]
+    origin: lossless::Origin,
 }
 
 /// Why a config file was rejected; the CLI prints a different headline for each (SPEC §9.1).
@@ -553,23 +541,47 @@ impl Config {
         // on a `Value`, whose typed errors no longer know their line. So only a text that may
         // hold a merge key takes that route; everything else keeps exact error positions.
         let config: Option<Config> = if text.contains("<<") {
+            let raw = value.clone();
             value
                 .apply_merge()
                 .map_err(|e| invalid(InvalidKind::Syntax, e.to_string(), located(&e)))?;
-            serde_yaml_ng::from_value(value).map_err(schema)?
+            let typed: Option<Config> = serde_yaml_ng::from_value(value).map_err(schema)?;
+            value = raw;
+            typed
         } else {
             serde_yaml_ng::from_str(text).map_err(schema)?
         };
-        Ok(config.unwrap_or_default())
+        let mut config = config.unwrap_or_default();
+        config.origin = lossless::Origin::of(value);
+        Ok(config)
     }
 
-    /// The YAML text a save writes (SPEC §3.3): declaration order, absent fields dropped.
+    /// The YAML text a save writes (SPEC §3.3). A config read from a file is written back with
+    /// every key this model does not know kept in place, and every value it did not change kept
+    /// as written; only what changed is written in declaration order. A fresh config is written
+    /// whole, absent fields dropped. Comments are not kept.
     pub fn to_yaml(&self) -> Result<String, serde_yaml_ng::Error> {
-        serde_yaml_ng::to_string(self)
+        let typed = serde_yaml_ng::to_value(self)?;
+        let doc = self.origin.overlay(typed)?;
+        serde_yaml_ng::to_string(&doc)
     }
 
     pub fn agent(&self, name: &str) -> Option<&AgentConfig> {
         self.agents.get(name)
+    }
+
+    /// The group called `name`.
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.get(name)
+    }
+
+    /// Names of the groups that list `agent` as a member, in file order.
+    pub fn groups_with_member(&self, agent: &str) -> Vec<&str> {
+        self.groups
+            .iter()
+            .filter(|(_, g)| g.has_member(agent))
+            .map(|(n, _)| n)
+            .collect()
     }
 }
 
@@ -583,196 +595,4 @@ fn duplicate_key_wording(message: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn empty_and_null_documents_are_defaults() {
-        let p = Path::new("x.yaml");
-        assert_eq!(Config::parse(p, b"").ok(), Some(Config::default()));
-        assert_eq!(Config::parse(p, b"~\n").ok(), Some(Config::default()));
-    }
-
-    #[test]
-    fn agents_keep_file_order_and_tri_state_tools() {
-        let yaml = "agents:\n  zeta:\n    directory: /tmp\n    allowed_tools: []\n  alpha:\n    directory: /\n";
-        let c = Config::parse(Path::new("x"), yaml.as_bytes()).unwrap_or_default();
-        let names: Vec<&str> = c.agents.names().collect();
-        assert_eq!(names, ["zeta", "alpha"]);
-        assert_eq!(
-            c.agent("zeta").and_then(|a| a.allowed_tools.clone()),
-            Some(vec![])
-        );
-        assert_eq!(c.agent("alpha").and_then(|a| a.allowed_tools.clone()), None);
-        assert_eq!(c.agent("alpha").map(|a| a.timeout), Some(300));
-    }
-
-    #[test]
-    fn merge_keys_apply_like_pyyaml() {
-        let yaml = "x-defaults: &d\n  timeout: 60\n  directory: /tmp\n  model: haiku\n\
-                    x-more: &m\n  description: from m\n  timeout: 5\n\
-                    agents:\n  a:\n    <<: *d\n    model: sonnet\n  b:\n    <<: [*m, *d]\n";
-        let c = Config::parse(Path::new("x"), yaml.as_bytes()).unwrap();
-        let a = c.agent("a").unwrap();
-        assert_eq!(a.directory, Path::new("/tmp"));
-        assert_eq!(a.timeout, 60);
-        assert_eq!(a.model.as_deref(), Some("sonnet"), "explicit keys win");
-        let b = c.agent("b").unwrap();
-        assert_eq!(b.timeout, 5, "the first merged mapping wins");
-        assert_eq!(b.description, "from m");
-        assert_eq!(b.directory, Path::new("/tmp"));
-        let names: Vec<&str> = c.agents.names().collect();
-        assert_eq!(names, ["a", "b"]);
-        // A merge of a scalar is an error, not a silent drop.
-        let bad = "agents:\n  a:\n    <<: 3\n    directory: /tmp\n";
-        assert!(Config::parse(Path::new("x"), bad.as_bytes()).is_err());
-    }
-
-    #[test]
-    fn duplicate_keys_are_rejected_by_name() {
-        let yaml = "agents:\n  a:\n    directory: /tmp\n  a:\n    directory: /\n";
-        match Config::parse(Path::new("f.yaml"), yaml.as_bytes()) {
-            Err(Error::Invalid {
-                kind: InvalidKind::Syntax,
-                message,
-                location: Some(_),
-                ..
-            }) => assert!(message.contains("duplicate key \"a\""), "{message}"),
-            other => panic!("expected a duplicate key error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn yaml_errors_carry_a_location() {
-        match Config::parse(Path::new("f.yaml"), b"agents: [\n") {
-            Err(Error::Invalid {
-                location: Some(_), ..
-            }) => {}
-            other => panic!("expected located error, got {other:?}"),
-        }
-    }
-}
-
-#[cfg(test)]
-mod lenient_tests {
-    use super::*;
-
-    fn parse(yaml: &str) -> Result<Config, Error> {
-        Config::parse(Path::new("a.yaml"), yaml.as_bytes())
-    }
-
-    fn schema_error(yaml: &str) -> (String, Option<(usize, usize)>) {
-        match parse(yaml) {
-            Err(Error::Invalid {
-                kind: InvalidKind::Schema,
-                message,
-                location,
-                ..
-            }) => (message, location),
-            other => panic!("expected schema error for {yaml:?}, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn scalars_are_coerced() {
-        let c = parse(
-            "agents:\n  a:\n    directory: /x\n    timeout: \"30\"\n    max_budget_usd: '2'\n    model: 4\n\
-             settings:\n  default_timeout: 60.0\n  max_concurrency: ' 7 '\n  cache:\n    enabled: no\n    ttl: 0\n",
-        )
-        .unwrap();
-        let a = c.agent("a").unwrap();
-        assert_eq!(a.timeout, 30);
-        assert_eq!(a.max_budget_usd, Some(2.0));
-        assert_eq!(a.model.as_deref(), Some("4"));
-        assert_eq!(c.settings.default_timeout, 60);
-        assert_eq!(c.settings.max_concurrency, 7);
-        assert!(!c.settings.cache.enabled);
-        assert_eq!(c.settings.cache.ttl, 0);
-        for (word, value) in [("yes", true), ("off", false), ("1", true), ("False", false)] {
-            let c = parse(&format!("settings:\n  cache:\n    enabled: {word}\n")).unwrap();
-            assert_eq!(c.settings.cache.enabled, value, "{word}");
-        }
-    }
-
-    #[test]
-    fn nulls_mean_defaults() {
-        let c = parse("agents:\nsettings:\n  cache:\n  default_allowed_tools:\n").unwrap();
-        assert_eq!(c, Config::default());
-        let c =
-            parse("agents:\n  a:\n    directory: /x\n    timeout:\n    allowed_tools:\n").unwrap();
-        assert_eq!(c.agent("a").unwrap().timeout, 300);
-        assert_eq!(c.agent("a").unwrap().allowed_tools, None);
-    }
-
-    #[test]
-    fn bad_values_are_located_schema_errors() {
-        let (m, loc) = schema_error("agents:\n  a:\n    directory: /x\n    timeout: 30.5\n");
-        assert!(m.contains("timeout") && m.contains("whole number"), "{m}");
-        assert_eq!(loc.map(|l| l.0), Some(4));
-        let (m, _) = schema_error("agents:\n  a:\n    directory: /x\n    timeout: -1\n");
-        assert!(m.contains("greater than or equal to 0"), "{m}");
-        let (m, _) = schema_error("agents:\n  a:\n    directory: /x\n    max_budget_usd: -0.5\n");
-        assert!(m.contains("greater than or equal to 0"), "{m}");
-        let (m, _) = schema_error("settings:\n  default_timeout: 0\n");
-        assert!(m.contains("greater than or equal to 1"), "{m}");
-        let (m, _) = schema_error("settings:\n  max_dispatch_depth: 0\n");
-        assert!(m.contains("max_dispatch_depth"), "{m}");
-        let (m, _) = schema_error("settings:\n  cache:\n    max_size: 0\n");
-        assert!(m.contains("max_size"), "{m}");
-        let (m, _) = schema_error("agents:\n  a:\n    timeout: 5\n");
-        assert!(m.contains("directory"), "{m}");
-        let (m, _) = schema_error("agents:\n  a:\n    directory: [1]\n");
-        assert!(m.contains("directory"), "{m}");
-        let (m, _) = schema_error("agents:\n  a:\n    directory: /x\n    allowed_tools: Bash\n");
-        assert!(m.contains("allowed_tools"), "{m}");
-        let (m, _) = schema_error("settings:\n  cache:\n    enabled: maybe\n");
-        assert!(m.contains("boolean"), "{m}");
-        schema_error("- just\n- a list\n");
-        schema_error("agents: 5\n");
-    }
-
-    #[test]
-    fn syntax_and_encoding_errors_are_told_apart() {
-        let e = parse("agents: [\n").unwrap_err();
-        assert_eq!(e.kind(), Some(InvalidKind::Syntax));
-        assert!(e.headline().ends_with("is not valid YAML:"));
-        let e = Config::parse(Path::new("a.yaml"), b"agents:\n  x\xff: 1\n").unwrap_err();
-        assert_eq!(e.kind(), Some(InvalidKind::Encoding));
-        assert_eq!(e.location(), Some((2, 4)));
-        assert!(!e.hint().is_empty());
-    }
-
-    #[test]
-    fn directories_resolve_on_load_but_not_as_written() {
-        let dir = std::env::temp_dir().join(format!("ad-cfg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("agents.yaml");
-        std::fs::write(
-            &file,
-            "agents:\n  a:\n    directory: /tmp/../tmp/./nonexistent-ad/x\n",
-        )
-        .unwrap();
-        let resolved = Config::load(&file).unwrap();
-        let raw = Config::load_as_written(&file).unwrap();
-        let tmp = Path::new("/tmp").canonicalize().unwrap();
-        assert_eq!(
-            resolved.agent("a").unwrap().directory,
-            tmp.join("nonexistent-ad").join("x")
-        );
-        assert_eq!(
-            raw.agent("a").unwrap().directory,
-            Path::new("/tmp/../tmp/./nonexistent-ad/x")
-        );
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn fresh_config_text_matches_the_reference() {
-        assert_eq!(
-            Config::default().to_yaml().unwrap(),
-            "agents: {}\nsettings:\n  default_timeout: 300\n  default_allowed_tools: []\n  \
-             default_disallowed_tools: []\n  max_dispatch_depth: 3\n  max_concurrency: 5\n  \
-             cache:\n    enabled: true\n    ttl: 300\n    max_size: 1000\n"
-        );
-    }
-}
+mod tests;

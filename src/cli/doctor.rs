@@ -138,6 +138,14 @@ pub fn run(io: &mut Io) -> io::Result<u8> {
             }
         }
     }
+    // Permission modes claude refuses, dangling or empty groups (config::problems).
+    for p in config.as_ref().map(config::problems).unwrap_or_default() {
+        match p.severity {
+            config::Severity::Fail => r.fail(&p.message)?,
+            config::Severity::Warn => r.warn(&p.message)?,
+        }
+        r.more(&format!("Fix: {}", p.fix))?;
+    }
 
     r.io.say("")?;
     if r.issues == 0 && r.warnings == 0 {

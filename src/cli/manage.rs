@@ -34,10 +34,14 @@ Options:
   --timeout INTEGER           Seconds per dispatch; 0 uses settings.default_timeout [default: 300]
   --model TEXT                Model passed to claude as --model
   --max-budget FLOAT          Spending cap in USD per dispatch (alias: --max-budget-usd)
-  --permission-mode TEXT      default, plan or bypassPermissions
+  --permission-mode TEXT      acceptEdits, auto, bypassPermissions, default, dontAsk,
+                              manual or plan (anything else is refused)
   --allowed-tools CSV         Tools the agent may use, e.g. Bash,Read,Edit ('' inherits)
   --disallowed-tools CSV      Tools the agent may not use ('' inherits)
   --backend NAME              The coding CLI that runs it: claude, codex or gemini [default: claude]
+  --capabilities CSV          What it is good at, as short labels, e.g. docker_logs,deploy_debug
+  --risky-capabilities CSV    Abilities that deserve scrutiny, e.g. restart_services
+  --instructions TEXT         Standing orders appended to its system prompt on every dispatch
   -h, --help                  Show this message and exit.
 ";
 
@@ -59,9 +63,13 @@ Options:
   --timeout INTEGER           Seconds per dispatch; 0 uses settings.default_timeout
   --model TEXT                Model; 'none' or '' clears it
   --max-budget FLOAT          Spending cap in USD; 0 clears it (alias: --max-budget-usd)
-  --permission-mode TEXT      default, plan or bypassPermissions; 'none' or '' clears it
+  --permission-mode TEXT      acceptEdits, auto, bypassPermissions, default, dontAsk,
+                              manual or plan; 'none' or '' clears it
   --allowed-tools CSV         Allowed tools; 'none' or '' inherits the settings default again
   --disallowed-tools CSV      Disallowed tools; 'none' or '' inherits the settings default again
+  --capabilities CSV          Capability labels (replaces the list); 'none' or '' clears them
+  --risky-capabilities CSV    Risky capability labels (replaces the list); 'none' or '' clears
+  --instructions TEXT         Standing orders (replaces the text); 'none' or '' clears them
   -h, --help                  Show this message and exit.
 ";
 
@@ -75,7 +83,9 @@ pub const REMOVE: CommandSpec = CommandSpec {
 const REMOVE_HELP: &str = "\
 Usage: agent-dispatch remove [OPTIONS] NAME
 
-  Remove agent NAME from the config. The project directory is not touched.
+  Remove agent NAME from the config. The project directory is not touched. Groups that list
+  NAME keep the membership (so 'remove' then 'add' moves an agent without losing its place);
+  they are named, with the command that drops it.
 
 Options:
   -h, --help  Show this message and exit.
@@ -92,6 +102,9 @@ pub struct AgentOptions {
     pub allowed_tools: Option<String>,
     pub disallowed_tools: Option<String>,
     pub backend: Option<Backend>,
+    pub capabilities: Option<String>,
+    pub risky_capabilities: Option<String>,
+    pub instructions: Option<String>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -152,6 +165,9 @@ fn agent_option(
         "--allowed-tools" => o.allowed_tools = Some(p.value()?.string()?),
         "--disallowed-tools" => o.disallowed_tools = Some(p.value()?.string()?),
         "--backend" => o.backend = Some(p.value()?.parse_with(Backend::parse)?),
+        "--capabilities" => o.capabilities = Some(p.value()?.string()?),
+        "--risky-capabilities" => o.risky_capabilities = Some(p.value()?.string()?),
+        "--instructions" => o.instructions = Some(p.value()?.string()?),
         _ => return Err(lexopt::Error::UnexpectedOption(name.to_string())),
     }
     Ok(())
@@ -258,10 +274,11 @@ pub fn run_add(io: &mut Io, args: AddArgs) -> io::Result<u8> {
         ))?;
         return Ok(EXIT_ERROR);
     }
-    let warning = o
-        .permission_mode
-        .as_deref()
-        .and_then(config::permission_mode_warning);
+    let patch = cli_patch(&o);
+    if let Err(msg) = check_permission_mode(&patch) {
+        io.error(&format!("Error: {msg}"))?;
+        return Ok(EXIT_ERROR);
+    }
     let path = config::config_path();
     // Described before taking the config lock: reading the project can be slow, and every other
     // writer of agents.yaml would wait for it.
@@ -284,12 +301,20 @@ pub fn run_add(io: &mut Io, args: AddArgs) -> io::Result<u8> {
         agent.timeout = o.timeout.unwrap_or(config::DEFAULT_AGENT_TIMEOUT);
         agent.max_budget_usd = o.max_budget;
         agent.model = o.model.clone();
-        agent.permission_mode = o.permission_mode.clone();
         agent.allowed_tools = o.allowed_tools.as_deref().and_then(config::parse_tool_csv);
         agent.disallowed_tools = o
             .disallowed_tools
             .as_deref()
             .and_then(config::parse_tool_csv);
+        // The fields whose CLI reading is the same for `add` and `update`.
+        AgentPatch {
+            permission_mode: patch.permission_mode.clone(),
+            capabilities: patch.capabilities.clone(),
+            risky_capabilities: patch.risky_capabilities.clone(),
+            instructions: patch.instructions.clone(),
+            ..AgentPatch::default()
+        }
+        .apply(&mut agent);
         agent.backend = o.backend.unwrap_or_default();
         config::check_backend(&name, &agent)?;
         c.agents.insert(name.clone(), agent);
@@ -300,9 +325,6 @@ pub fn run_add(io: &mut Io, args: AddArgs) -> io::Result<u8> {
     }
     if let Some(d) = generated {
         io.say(&format!("Auto-generated description: {d}"))?;
-    }
-    if let Some(w) = warning {
-        io.warn(&format!("Warning: {w}"))?;
     }
     io.say_in(
         super::Color::Green,
@@ -337,17 +359,42 @@ fn cli_patch(o: &AgentOptions) -> AgentPatch {
         allowed_tools: o.allowed_tools.as_ref().map(tools),
         disallowed_tools: o.disallowed_tools.as_ref().map(tools),
         backend: o.backend,
+        capabilities: o.capabilities.as_deref().map(labels),
+        risky_capabilities: o.risky_capabilities.as_deref().map(labels),
+        instructions: o.instructions.as_deref().map(|i| {
+            let i = i.trim();
+            if clears(i) {
+                String::new()
+            } else {
+                i.to_string()
+            }
+        }),
+    }
+}
+
+fn labels(csv: &str) -> Vec<String> {
+    if clears(csv.trim()) {
+        Vec::new()
+    } else {
+        config::parse_labels(csv)
+    }
+}
+
+/// A permission mode claude would refuse is refused here, before anything is written.
+fn check_permission_mode(patch: &AgentPatch) -> Result<(), String> {
+    match &patch.permission_mode {
+        Some(Some(mode)) => config::validate_permission_mode(mode),
+        _ => Ok(()),
     }
 }
 
 pub fn run_update(io: &mut Io, args: UpdateArgs) -> io::Result<u8> {
     let UpdateArgs { name, options } = args;
     let patch = cli_patch(&options);
-    let warning = options
-        .permission_mode
-        .as_deref()
-        .filter(|m| !clears(m.trim()))
-        .and_then(config::permission_mode_warning);
+    if let Err(msg) = check_permission_mode(&patch) {
+        io.error(&format!("Error: {msg}"))?;
+        return Ok(EXIT_ERROR);
+    }
     let outcome = config::mutate(&config::config_path(), |c| {
         let Some(agent) = c.agents.get_mut(&name) else {
             return Err(agent_not_found(&name));
@@ -363,9 +410,6 @@ pub fn run_update(io: &mut Io, args: UpdateArgs) -> io::Result<u8> {
         Ok(f) => f,
         Err(e) => return report(io, &e),
     };
-    if let Some(w) = warning {
-        io.warn(&format!("Warning: {w}"))?;
-    }
     io.say_in(
         super::Color::Green,
         &format!("Updated agent '{name}': {}", fields.join(", ")),
@@ -377,13 +421,20 @@ pub fn run_remove(io: &mut Io, name: &str) -> io::Result<u8> {
     let outcome = config::mutate(&config::config_path(), |c| {
         c.agents
             .remove(name)
-            .map(|_| ())
+            .map(|_| c.groups_with_member(name).join(", "))
             .ok_or_else(|| format!("Agent '{name}' not found."))
     });
-    if let Err(e) = outcome {
-        return report(io, &e);
-    }
+    let groups = match outcome {
+        Ok(groups) => groups,
+        Err(e) => return report(io, &e),
+    };
     io.say_in(super::Color::Green, &format!("Removed agent '{name}'."))?;
+    if !groups.is_empty() {
+        io.warn(&format!(
+            "Warning: group(s) {groups} still list '{name}' as a member; add the agent back, \
+             or drop it with: agent-dispatch group update GROUP --remove-member {name}"
+        ))?;
+    }
     Ok(EXIT_OK)
 }
 
@@ -419,6 +470,12 @@ mod tests {
             "--allowed-tools",
             "Bash,Read",
             "--disallowed-tools=",
+            "--capabilities",
+            "a,b",
+            "--risky-capabilities",
+            "none",
+            "--instructions",
+            "read only",
         ])
         .unwrap();
         assert_eq!(
@@ -435,6 +492,9 @@ mod tests {
                     allowed_tools: Some("Bash,Read".into()),
                     disallowed_tools: Some(String::new()),
                     backend: None,
+                    capabilities: Some("a,b".into()),
+                    risky_capabilities: Some("none".into()),
+                    instructions: Some("read only".into()),
                 }
             })
         );
@@ -491,5 +551,26 @@ mod tests {
         });
         assert_eq!(none_mode.permission_mode, Some(None));
         assert_eq!(none_mode.max_budget_usd, Some(Some(1.5)));
+        let labelled = cli_patch(&AgentOptions {
+            capabilities: Some(" a , b,a".into()),
+            risky_capabilities: Some("None".into()),
+            instructions: Some("  only read \n".into()),
+            ..AgentOptions::default()
+        });
+        assert_eq!(labelled.capabilities, Some(vec!["a".into(), "b".into()]));
+        assert_eq!(labelled.risky_capabilities, Some(vec![]));
+        assert_eq!(labelled.instructions.as_deref(), Some("only read"));
+        let cleared = cli_patch(&AgentOptions {
+            instructions: Some(" none ".into()),
+            ..AgentOptions::default()
+        });
+        assert_eq!(cleared.instructions.as_deref(), Some(""));
+        assert!(
+            check_permission_mode(&cli_patch(&AgentOptions {
+                permission_mode: Some("yolo".into()),
+                ..AgentOptions::default()
+            }))
+            .is_err()
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! error, 2 usage error.
 
 mod doctor;
+mod group;
 mod host;
 mod init;
 mod jobs_cmd;
@@ -43,6 +44,7 @@ pub enum Command {
     Jobs(jobs_cmd::JobsCommand),
     Serve,
     Test(test_cmd::TestArgs),
+    Group(group::GroupCommand),
 }
 
 /// One subcommand: its name, one-line summary, help text and parser.
@@ -76,6 +78,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     manage::REMOVE,
     show::LIST,
     show::DESCRIBE,
+    group::SPEC,
     test_cmd::SPEC,
     doctor::SPEC,
     serve::SPEC,
@@ -187,6 +190,7 @@ pub fn run(cmd: Command, io: &mut Io) -> io::Result<u8> {
         Command::Serve => serve::run(io),
         Command::Test(args) => test_cmd::run(io, &args),
         Command::Jobs(cmd) => jobs_cmd::run(io, &cmd),
+        Command::Group(cmd) => group::run(io, cmd),
     }
 }
 

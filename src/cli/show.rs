@@ -125,6 +125,14 @@ pub fn run_list(io: &mut Io) -> io::Result<u8> {
         if let Some(t) = &agent.disallowed_tools {
             io.say(&format!("    disallowed_tools: {}", tool_list(t)))?;
         }
+        for (key, labels) in [
+            ("capabilities", &agent.capabilities),
+            ("risky_capabilities", &agent.risky_capabilities),
+        ] {
+            if !labels.is_empty() {
+                io.say(&format!("    {key}: {}", labels.join(", ")))?;
+            }
+        }
         io.say("")?;
     }
     Ok(EXIT_OK)
@@ -178,6 +186,22 @@ fn describe_agent(io: &mut Io, name: &str, agent: &AgentConfig) -> io::Result<()
     }
     if let Some(m) = agent.permission_mode.as_deref().filter(|m| !m.is_empty()) {
         io.say(&format!("  permission_mode:  {m}"))?;
+    }
+    if !agent.capabilities.is_empty() {
+        io.say(&format!(
+            "  capabilities:     {}",
+            agent.capabilities.join(", ")
+        ))?;
+    }
+    if !agent.risky_capabilities.is_empty() {
+        io.say(&format!(
+            "  risky_caps:       {}",
+            agent.risky_capabilities.join(", ")
+        ))?;
+    }
+    for (i, line) in agent.instructions().unwrap_or("").lines().enumerate() {
+        let label = if i == 0 { "instructions:" } else { "" };
+        io.say(&format!("  {label:<17} {line}"))?;
     }
     io.say(&format!(
         "  allowed_tools:    {}",

@@ -1,6 +1,7 @@
 //! Rules for changing agents that the CLI and the MCP tools share: name validation (SPEC §2.3),
-//! permission-mode warnings (§2.4), the tool-list CSV (§7.5 #8 step 5) and [`AgentPatch`], the
-//! field-by-field update both `update` surfaces build with their own argument semantics.
+//! the permission modes today's claude accepts, the tool-list and label CSVs (§7.5 #8 step 5)
+//! and [`AgentPatch`], the field-by-field update both `update` surfaces build with their own
+//! argument semantics.
 
 use super::AgentConfig;
 use crate::backend::Backend;
@@ -15,8 +16,18 @@ pub fn check_backend(name: &str, agent: &AgentConfig) -> Result<(), String> {
     }
 }
 
-/// The permission modes SPEC §2.4 knows, sorted as the warning lists them.
-pub const KNOWN_PERMISSION_MODES: [&str; 3] = ["bypassPermissions", "default", "plan"];
+/// The values `claude --permission-mode` accepts (claude 2.1.x), sorted as messages list them.
+/// The reference only warned about others; we refuse them, because claude refuses them and every
+/// dispatch to that agent would fail.
+pub const PERMISSION_MODES: [&str; 7] = [
+    "acceptEdits",
+    "auto",
+    "bypassPermissions",
+    "default",
+    "dontAsk",
+    "manual",
+    "plan",
+];
 
 /// `^[a-zA-Z0-9][a-zA-Z0-9_-]*$`, checked when an agent is added.
 pub fn validate_agent_name(name: &str) -> Result<(), String> {
@@ -34,16 +45,17 @@ pub fn validate_agent_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// `Some(warning)` for a non-blank mode outside [`KNOWN_PERMISSION_MODES`]; never an error.
-pub fn permission_mode_warning(mode: &str) -> Option<String> {
+/// `Ok` for one of [`PERMISSION_MODES`] (surrounding blanks ignored) or a blank mode, which
+/// means "not set"; otherwise the message every surface shows, listing the valid ones.
+pub fn validate_permission_mode(mode: &str) -> Result<(), String> {
     let mode = mode.trim();
-    if mode.is_empty() || KNOWN_PERMISSION_MODES.contains(&mode) {
-        return None;
+    if mode.is_empty() || PERMISSION_MODES.contains(&mode) {
+        return Ok(());
     }
-    Some(format!(
-        "Unknown permission_mode: {}. Known values: {}",
+    Err(format!(
+        "Invalid permission_mode: {}. Valid values: {}",
         pyfmt::repr(mode),
-        KNOWN_PERMISSION_MODES.join(", ")
+        PERMISSION_MODES.join(", ")
     ))
 }
 
@@ -62,6 +74,18 @@ pub fn parse_tool_csv(csv: &str) -> Option<Vec<String>> {
     )
 }
 
+/// Capability labels given as text (`docker_logs, deploy_debug`): split on `,`, trimmed, empty
+/// items and repeats dropped. Like the reference, the snake_case convention is not enforced.
+pub fn parse_labels(csv: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for label in csv.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        if !out.iter().any(|l| l == label) {
+            out.push(label.to_string());
+        }
+    }
+    out
+}
+
 /// Changes to one agent. `None` leaves a field alone; for the clearable fields `Some(None)`
 /// clears (for tool lists: back to inheriting the settings default).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -74,6 +98,11 @@ pub struct AgentPatch {
     pub allowed_tools: Option<Option<Vec<String>>>,
     pub disallowed_tools: Option<Option<Vec<String>>>,
     pub backend: Option<Backend>,
+    /// `Some(vec![])` clears.
+    pub capabilities: Option<Vec<String>>,
+    pub risky_capabilities: Option<Vec<String>>,
+    /// `Some(String::new())` clears.
+    pub instructions: Option<String>,
 }
 
 impl AgentPatch {
@@ -117,6 +146,18 @@ impl AgentPatch {
             agent.backend = b;
             fields.push("backend");
         }
+        if let Some(c) = &self.capabilities {
+            agent.capabilities = c.clone();
+            fields.push("capabilities");
+        }
+        if let Some(c) = &self.risky_capabilities {
+            agent.risky_capabilities = c.clone();
+            fields.push("risky_capabilities");
+        }
+        if let Some(i) = &self.instructions {
+            agent.instructions = i.clone();
+            fields.push("instructions");
+        }
         fields
     }
 }
@@ -143,13 +184,35 @@ mod tests {
     }
 
     #[test]
-    fn permission_mode_warnings() {
-        assert_eq!(permission_mode_warning(""), None);
-        assert_eq!(permission_mode_warning("  "), None);
-        assert_eq!(permission_mode_warning(" plan "), None);
+    fn permission_modes_of_todays_claude() {
+        for ok in [
+            "",
+            "  ",
+            " plan ",
+            "acceptEdits",
+            "auto",
+            "dontAsk",
+            "manual",
+        ] {
+            assert_eq!(validate_permission_mode(ok), Ok(()), "{ok:?}");
+        }
+        for bad in ["yolo", "acceptedits", "Plan", "bypass"] {
+            assert!(validate_permission_mode(bad).is_err(), "{bad}");
+        }
         assert_eq!(
-            permission_mode_warning(" yolo ").as_deref(),
-            Some("Unknown permission_mode: 'yolo'. Known values: bypassPermissions, default, plan")
+            validate_permission_mode(" yolo ").unwrap_err(),
+            "Invalid permission_mode: 'yolo'. Valid values: acceptEdits, auto, \
+             bypassPermissions, default, dontAsk, manual, plan"
+        );
+    }
+
+    #[test]
+    fn labels_are_trimmed_and_deduplicated() {
+        assert_eq!(parse_labels(""), Vec::<String>::new());
+        assert_eq!(parse_labels(" , "), Vec::<String>::new());
+        assert_eq!(
+            parse_labels("docker_logs, deploy_debug,,docker_logs"),
+            ["docker_logs", "deploy_debug"]
         );
     }
 

@@ -192,6 +192,7 @@ fn add_list_describe_update_remove_round_trip() {
     );
     assert!(!d.stdout.contains("model:"));
 
+    // A mode claude would refuse is refused, and nothing of the update is written.
     let u = ad(
         &env,
         [
@@ -203,10 +204,13 @@ fn add_list_describe_update_remove_round_trip() {
             "yolo",
         ],
     );
-    assert_eq!(u.code, 0);
+    assert_eq!(u.code, 1);
     assert!(u.stderr.contains(
-        "Warning: Unknown permission_mode: 'yolo'. Known values: bypassPermissions, default, plan"
+        "Error: Invalid permission_mode: 'yolo'. Valid values: acceptEdits, auto, \
+         bypassPermissions, default, dontAsk, manual, plan"
     ));
+    let u = ad(&env, ["update", "web", "--allowed-tools", "Read,Grep"]);
+    assert_eq!(u.code, 0);
     assert!(
         ad(&env, ["list"])
             .stdout
@@ -314,13 +318,15 @@ fn names_directories_and_numbers_are_validated() {
             out.stderr
         );
     }
-    let warn = ad(&env, ["add", "w", d, "--permission-mode", "sudo"]);
-    assert_eq!(warn.code, 0);
+    let refused = ad(&env, ["add", "w", d, "--permission-mode", "sudo"]);
+    assert_eq!(refused.code, 1);
     assert!(
-        warn.stderr
-            .contains("Warning: Unknown permission_mode: 'sudo'.")
+        refused
+            .stderr
+            .contains("Error: Invalid permission_mode: 'sudo'. Valid values: acceptEdits,")
     );
-    assert!(env.read_config().contains("permission_mode: sudo"));
+    assert!(!env.read_config().contains("sudo"));
+    assert!(!env.read_config().contains("w:"));
 }
 
 #[test]

@@ -11,6 +11,7 @@
 
 mod util;
 
+mod agentmodel;
 mod cli;
 mod faults;
 mod jobs;

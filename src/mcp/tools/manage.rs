@@ -210,9 +210,7 @@ pub fn add_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
     } else {
         description
     };
-    if let Some(warning) = config::permission_mode_warning(&permission_mode) {
-        ctx.log(&format!("Warning: {warning}"));
-    }
+    config::validate_permission_mode(&permission_mode).map_err(ToolError::new)?;
     let mut agent = AgentConfig::new(dir.clone());
     agent.description = description.clone();
     agent.timeout = if timeout == 0 {
@@ -297,10 +295,8 @@ pub fn update_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
         return Err(ToolError::new("max_budget_usd must be a finite number"));
     }
     let permission_mode = clearable(args.string("permission_mode")?);
-    if let Some(Some(mode)) = &permission_mode
-        && let Some(warning) = config::permission_mode_warning(mode)
-    {
-        ctx.log(&format!("Warning: {warning}"));
+    if let Some(Some(mode)) = &permission_mode {
+        config::validate_permission_mode(mode).map_err(ToolError::new)?;
     }
     let tools =
         |v: String| clearable(v).map(|set| set.and_then(|csv| config::parse_tool_csv(&csv)));
@@ -320,6 +316,7 @@ pub fn update_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
         allowed_tools: tools(args.string("allowed_tools")?),
         disallowed_tools: tools(args.string("disallowed_tools")?),
         backend: backend_arg(args)?,
+        ..AgentPatch::default()
     };
     // An unknown agent is reported before an empty patch (SPEC §7.5 #10, as upstream): the
     // caller learns the name is wrong, not that it forgot a field. Rejections write nothing.
