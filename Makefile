@@ -55,6 +55,8 @@ demo:
 
 # Benchmarks through the MCP interface with the fake claude as the child; results go in
 # BENCHMARKS.md. `BENCH_ONLY=<figure id>` runs one figure (ids: benches/bench/workloads.rs).
+# The overhead figures (`*_compiled`) build their own stand-in claude with rustc into
+# target/bench-stand-in/ (benches/stand-in/claude.rs), so Python's start-up is not in them.
 bench:
 	$(CARGO) build --release
 	BENCH_SERVERS=ours $(CARGO) bench --bench bench

@@ -22,6 +22,7 @@ mod util;
 
 mod client;
 mod report;
+mod scale;
 mod stats;
 mod sys;
 mod workloads;

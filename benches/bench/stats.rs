@@ -23,6 +23,12 @@ pub fn ms(d: Duration) -> f64 {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Unit {
     Ms,
+    /// Milliseconds to two decimals, for figures that are themselves below a millisecond.
+    MsFine,
+    /// Microseconds.
+    Us,
+    /// A ratio of two figures of the same server.
+    Factor,
     S,
     Mib,
     PerSec,
@@ -49,6 +55,9 @@ impl Value {
             Value::Na(why) => format!("n/a — {why}"),
             Value::Num(v, u) if v.is_nan() => format!("? {u:?}"),
             Value::Num(v, Unit::Ms) => format!("{v:.1} ms"),
+            Value::Num(v, Unit::MsFine) => format!("{v:.2} ms"),
+            Value::Num(v, Unit::Us) => format!("{v:.1} µs"),
+            Value::Num(v, Unit::Factor) => format!("{v:.2}x"),
             Value::Num(v, Unit::S) => format!("{v:.2} s"),
             Value::Num(v, Unit::Mib) => format!("{v:.1} MiB"),
             Value::Num(v, Unit::PerSec) => format!("{}/s", group(*v)),

@@ -64,3 +64,28 @@ pub fn python_version() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
 }
+
+/// CPU time in ms from `/proc/<pid>/stat`: the process's own threads, live and exited
+/// (utime + stime), and its reaped children (cutime + cstime). Kept in clock ticks by the
+/// kernel (10 ms at the usual 100 Hz), so only differences over many calls mean anything.
+pub fn cpu_ms(pid: u32) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the `(comm)`, which may itself hold spaces: state is field 3, utime 14.
+    let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let tick = |i: usize| rest.get(i - 3).and_then(|v| v.parse::<f64>().ok());
+    // SAFETY: sysconf reads a constant of the C library.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let ms = |t: f64| t * 1000.0 / hz;
+    Some((ms(tick(14)? + tick(15)?), ms(tick(16)? + tick(17)?)))
+}
+
+/// CPU time in ms of this process's reaped children so far, with their own reaped children
+/// (`getrusage(RUSAGE_CHILDREN)`, microsecond resolution).
+pub fn children_cpu_ms() -> f64 {
+    // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes only into the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 * 1000.0 + t.tv_usec as f64 / 1000.0;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use crate::client::{Client, Reply};
+use crate::scale;
 use crate::stats::{Unit, Value, median, ms};
 use crate::sys;
 use crate::world::{self, Sizes, World};
@@ -105,6 +106,24 @@ pub const FIGURES: &[Figure] = &[
         runs: |s| s.cancel_runs,
         title: "`dispatch_cancel` of a running job",
         run: cancel,
+    },
+    Figure {
+        id: "dispatch_compiled",
+        runs: |s| s.scale_runs,
+        title: "dispatch overhead over a compiled stand-in for claude, 50 and 500 agents",
+        run: scale::dispatch_compiled,
+    },
+    Figure {
+        id: "cli_test_compiled",
+        runs: |s| s.scale_cli_runs,
+        title: "`agent-dispatch test` over a compiled stand-in for claude, 50 and 500 agents",
+        run: scale::cli_test_compiled,
+    },
+    Figure {
+        id: "list_agents_scale",
+        runs: |s| s.scale_runs,
+        title: "`list_agents` with 50 and with 500 agents",
+        run: scale::list_agents_scale,
     },
 ];
 

@@ -83,6 +83,12 @@ pub struct Sizes {
     pub wait_runs: usize,
     pub cancel_runs: usize,
     pub agents: usize,
+    /// The larger config of the scale figures (`scale.rs`); `agents` is the smaller one.
+    pub scale_agents: usize,
+    /// Rounds of the scale figures that run a server (one bare spawn and two calls each).
+    pub scale_runs: usize,
+    /// Rounds of `agent-dispatch test` at scale (three process spawns each).
+    pub scale_cli_runs: usize,
 }
 
 impl Sizes {
@@ -108,6 +114,9 @@ impl Sizes {
             wait_runs: 7,
             cancel_runs: 5,
             agents: 50,
+            scale_agents: 500,
+            scale_runs: 200,
+            scale_cli_runs: 100,
         }
     }
 
@@ -133,6 +142,9 @@ impl Sizes {
             wait_runs: 1,
             cancel_runs: 1,
             agents: 50,
+            scale_agents: 500,
+            scale_runs: 1,
+            scale_cli_runs: 1,
         }
     }
 }
