@@ -60,6 +60,21 @@ pub fn journal_path(config_path: &Path) -> PathBuf {
     }
 }
 
+/// `settings.usage_log` of the config file at `config_path` (default on; unreadable → on).
+/// Read straight from the YAML so the CLI honours the switch whichever version wrote it.
+pub fn enabled_in(config_path: &Path) -> bool {
+    let Ok(text) = fs::read_to_string(config_path) else {
+        return true;
+    };
+    let Ok(doc) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text) else {
+        return true;
+    };
+    !matches!(
+        doc.get("settings").and_then(|s| s.get("usage_log")),
+        Some(serde_yaml_ng::Value::Bool(false))
+    )
+}
+
 /// The previous generation of `path`: `usage.jsonl.1`.
 pub fn rotated_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
