@@ -138,9 +138,7 @@ impl Entry {
             ms: result.duration_ms,
             turns: result.num_turns,
             outcome: None,
-            err: result
-                .error_type
-                .map(|e| capped(e.as_str(), ERR_MAX_CHARS)),
+            err: result.error_type.map(|e| capped(e.as_str(), ERR_MAX_CHARS)),
             cached,
             caller: caller
                 .filter(|c| !c.is_empty())
@@ -451,7 +449,10 @@ mod tests {
         };
         j.try_record(&Entry::from_result(&r, None, false)).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions();
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
         fs::OpenOptions::new()
             .append(true)
             .open(&path)
@@ -465,7 +466,17 @@ mod tests {
         let all = load(&path, &Filter::default(), STATS_TAIL_BYTES);
         assert_eq!(all.len(), 2);
         assert!(!all[0].cached && all[1].cached);
-        assert!(load(&path, &Filter { days: 0, agent: Some("y") }, 1 << 20).is_empty());
+        assert!(
+            load(
+                &path,
+                &Filter {
+                    days: 0,
+                    agent: Some("y")
+                },
+                1 << 20
+            )
+            .is_empty()
+        );
         let _ = fs::remove_dir_all(path.parent().unwrap());
     }
 

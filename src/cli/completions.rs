@@ -179,9 +179,7 @@ fn bash() -> String {
         ));
     }
     s.push_str("        *) opts=\"\" ;;\n    esac\n");
-    s.push_str(
-        "    if [ \"${COMP_WORDS[1]}\" = help ] && [ \"$COMP_CWORD\" -eq 2 ]; then\n",
-    );
+    s.push_str("    if [ \"${COMP_WORDS[1]}\" = help ] && [ \"$COMP_CWORD\" -eq 2 ]; then\n");
     s.push_str(&format!(
         "        COMPREPLY=($(compgen -W \"{}\" -- \"$cur\"))\n        return\n    fi\n",
         command_names()
@@ -293,7 +291,10 @@ mod tests {
     fn options_come_from_the_help_text() {
         let opts = options_of(super::super::test_cmd::HELP);
         let longs: Vec<_> = opts.iter().filter_map(|o| o.long.as_deref()).collect();
-        assert!(longs.contains(&"stream") && longs.contains(&"timeout"), "{longs:?}");
+        assert!(
+            longs.contains(&"stream") && longs.contains(&"timeout"),
+            "{longs:?}"
+        );
         let timeout = opts
             .iter()
             .find(|o| o.long.as_deref() == Some("timeout"))

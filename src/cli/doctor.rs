@@ -361,10 +361,16 @@ fn check_registration(r: &mut Report, claude: &Path) -> io::Result<()> {
         r.warn("agent-dispatch is not registered with Claude Code")?;
         return r.more("Run: agent-dispatch init");
     };
-    let get = ["mcp", "get", "agent-dispatch"].map(String::from);
-    let reg = match host::run_captured(claude, &get, mcp_list_timeout()) {
-        Ok(c) if c.success() => probe::from_get(&c.stdout).unwrap_or(listed),
-        _ => listed,
+    // `mcp list` joins command and arguments with spaces; when that does not name a program
+    // (a path with a space in it), `mcp get` has them apart.
+    let reg = if probe::resolve(&listed.command).is_some() {
+        listed
+    } else {
+        let get = ["mcp", "get", "agent-dispatch"].map(String::from);
+        match host::run_captured(claude, &get, mcp_list_timeout()) {
+            Ok(c) if c.success() => probe::from_get(&c.stdout).unwrap_or(listed),
+            _ => listed,
+        }
     };
     check_registered_command(r, &reg)
 }
@@ -490,7 +496,6 @@ fn check_agent(r: &mut Report, name: &str, dir: &Path) -> io::Result<()> {
     }
     Ok(())
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -37,7 +37,9 @@ pub fn run(io: &mut Io) -> io::Result<u8> {
     let registration = match registry::register(&config_path) {
         Ok(r) => Some(r),
         Err(e) => {
-            log::warn(&format!("could not register in the live-server registry: {e}"));
+            log::warn(&format!(
+                "could not register in the live-server registry: {e}"
+            ));
             None
         }
     };

@@ -1,6 +1,5 @@
 //! End-to-end tests of the CLI: the real binary, a temporary HOME, the fake claude on PATH.
 
-
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -35,6 +34,14 @@ fn minimal_path(env: &TestEnv) -> String {
         .and_then(|p| std::env::split_paths(&p).find(|d| d.join("python3").exists()))
         .unwrap_or_else(|| PathBuf::from("/usr/bin"));
     format!("{}:{}:/bin", env.bin_dir.display(), python_dir.display())
+}
+
+/// `claude mcp list` output registering the binary `link_self_into_path` put on PATH.
+fn registered_here(env: &TestEnv) -> String {
+    format!(
+        "agent-dispatch: {} serve - ✓ Connected\n",
+        env.bin_dir.join("agent-dispatch").display()
+    )
 }
 
 fn link_self_into_path(env: &TestEnv) {
@@ -73,7 +80,9 @@ fn version_and_help_for_every_command() {
     let bad = ad(&env, ["frobnicate"]);
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("No such command 'frobnicate'"));
-    assert_eq!(ad(&env, Vec::<&str>::new()).code, 2);
+    // A bare `agent-dispatch` is a request for help.
+    let bare = ad(&env, Vec::<&str>::new());
+    assert_eq!((bare.code, bare.stdout), (0, top.stdout.clone()));
     assert_eq!(ad(&env, ["list", "--bogus"]).code, 2);
 }
 
@@ -495,20 +504,25 @@ fn init_creates_config_and_registers() {
             .contains(&format!("Config already exists: {}", env.config.display()))
     );
     assert!(
-        out.stderr.contains(
-            "Failed to register MCP server: MCP server agent-dispatch already exists in user config"
-        ),
+        out.stderr
+            .contains("agent-dispatch is already registered with Claude Code; kept as it is."),
         "{}",
         out.stderr
     );
-    assert!(
-        out.stdout
-            .contains("You can register manually in ~/.claude/settings.json:")
-    );
-    assert!(out.stdout.contains(&format!(
-        "  \"mcpServers\": {{ \"agent-dispatch\": {json} }}"
-    )));
+    assert!(out.stdout.contains("agent-dispatch init --force"));
     assert_eq!(env.read_config(), "agents: {}\n# mine\n");
+    // Any other failure prints the exact command that registers by hand.
+    let out = run(env
+        .cmd()
+        .env("PATH", minimal_path(&env))
+        .env("FAKE_CLAUDE_MCP_EXIT", "1")
+        .env("FAKE_CLAUDE_MCP_STDERR", "boom\n")
+        .arg("init"));
+    assert_eq!(out.code, 0);
+    assert!(out.stderr.contains("Failed to register MCP server: boom"));
+    assert!(out.stdout.contains(&format!(
+        "  claude mcp add-json agent-dispatch '{json}' --scope user\n"
+    )));
 }
 
 #[test]
@@ -539,7 +553,9 @@ fn doctor_reports_and_exits_by_issues() {
     link_self_into_path(&env);
     let doctor = |extra: &[(&str, &str)]| {
         let mut c = env.cmd();
-        c.env("PATH", minimal_path(&env)).arg("doctor");
+        c.env("PATH", minimal_path(&env))
+            .env("FAKE_CLAUDE_MCP_LIST", registered_here(&env))
+            .arg("doctor");
         for (k, v) in extra {
             c.env(k, v);
         }
@@ -633,6 +649,7 @@ fn doctor_and_init_do_not_wait_for_a_grandchild_holding_stdout() {
         let mut c = env.cmd();
         c.env("PATH", minimal_path(&env))
             .env("FAKE_CLAUDE_MCP_GRANDCHILD", "8")
+            .env("FAKE_CLAUDE_MCP_LIST", registered_here(&env))
             .args(args);
         for (k, v) in extra {
             c.env(k, v);
