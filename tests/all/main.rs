@@ -16,4 +16,5 @@ mod faults;
 mod jobs;
 mod mcp;
 mod mcp_jobs;
+mod ops;
 mod runner;
