@@ -76,7 +76,7 @@ impl Write for PipeGuard<'_> {
 
 /// `line` with at most one leading `Error: ` (messages built from errors that already carry
 /// the prefix must not print it twice).
-fn one_error_prefix(line: &str) -> String {
+pub(crate) fn one_error_prefix(line: &str) -> String {
     let mut rest = line;
     let mut had = false;
     while let Some(r) = rest.strip_prefix("Error: ") {

@@ -5,7 +5,7 @@
 
 use std::io;
 
-use super::output::paint;
+use super::output::{one_error_prefix, paint};
 use super::{
     Color, Command, CommandSpec, EXIT_ERROR, EXIT_OK, Io, agent_not_found, help, int_in_range,
     option_with, print_json,
@@ -230,7 +230,7 @@ fn report(
         return Ok(EXIT_OK);
     }
     let error = r.error.as_deref().unwrap_or("unknown error");
-    io.say_in(Color::Red, &format!("Error: {error}"))?;
+    io.say_in(Color::Red, &one_error_prefix(&format!("Error: {error}")))?;
     match r.error_type {
         Some(ErrorType::Permission) => {
             io.say("")?;
