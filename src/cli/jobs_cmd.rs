@@ -240,6 +240,20 @@ pub fn run(io: &mut Io, cmd: &JobsCommand) -> io::Result<u8> {
 }
 
 fn run_in(io: &mut Io, cmd: &JobsCommand, dir: &Path) -> io::Result<u8> {
+    let as_json = matches!(
+        cmd,
+        JobsCommand::List { json: true, .. }
+            | JobsCommand::Show { json: true, .. }
+            | JobsCommand::Gc { json: true, .. }
+    );
+    // A script reading --json gets its error as JSON too.
+    let fail = |io: &mut Io, message: &str| {
+        if as_json {
+            print_json(io, &serde_json::json!({ "error": message }))?;
+            return Ok(EXIT_ERROR);
+        }
+        fail(io, message)
+    };
     let store = match JobStore::open(dir) {
         Ok(s) => s,
         Err(e) => return fail(io, &e.to_string()),

@@ -101,9 +101,15 @@ impl DirStatus {
     }
 }
 
-fn load(io: &mut Io) -> io::Result<Result<Config, u8>> {
+/// The config, or the exit code after saying why not (as `{"error"}` on stdout for `--json`).
+fn load(io: &mut Io, as_json: bool) -> io::Result<Result<Config, u8>> {
     match Config::load(&config::config_path()) {
         Ok(c) => Ok(Ok(c)),
+        Err(e) if as_json => {
+            let message = format!("{}\n{}", e.headline(), e.details());
+            super::print_json(io, &json!({ "error": message }))?;
+            Ok(Err(EXIT_ERROR))
+        }
         Err(e) => super::print_config_error(io, &e).map(Err),
     }
 }
@@ -135,7 +141,7 @@ fn agent_json(name: &str, agent: &AgentConfig, typical: Option<Value>) -> Value 
 }
 
 pub fn run_list(io: &mut Io, as_json: bool) -> io::Result<u8> {
-    let config = match load(io)? {
+    let config = match load(io, as_json)? {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
@@ -214,7 +220,7 @@ const PROJECT_FILES: [&str; 5] = [
 ];
 
 pub fn run_describe(io: &mut Io, name: &str, as_json: bool) -> io::Result<u8> {
-    let config = match load(io)? {
+    let config = match load(io, as_json)? {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };

@@ -548,6 +548,19 @@ fn every_json_output_parses() {
     }
     let stats = json_of(&ad(&env, ["stats", "--json"]));
     assert_eq!(stats["total"]["dispatches"], 2);
+
+    // A broken config is still a JSON answer for the commands that read it.
+    env.write_config("agents: [\n");
+    for args in [&["list", "--json"][..], &["describe", "a", "--json"]] {
+        let out = run(env.cmd().args(args));
+        assert_eq!(out.code, 1, "{args:?}");
+        assert!(
+            json_of(&out)["error"]
+                .as_str()
+                .unwrap()
+                .contains("not valid YAML")
+        );
+    }
 }
 
 #[test]
