@@ -12,6 +12,7 @@ mod doctor;
 mod host;
 mod init;
 mod jobs_cmd;
+mod jobs_view;
 mod manage;
 mod output;
 mod probe;

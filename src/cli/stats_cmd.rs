@@ -144,12 +144,12 @@ pub fn run(io: &mut Io, args: &StatsArgs) -> io::Result<u8> {
     let head = io.tint(Color::Bold, "Per agent");
     io.say(&head)?;
     let width = report
-        .agent_stats
+        .agents
         .iter()
         .map(|(n, _)| n.chars().count())
         .max()
         .unwrap_or(0);
-    for (name, s) in &report.agent_stats {
+    for (name, s) in &report.agents {
         agent_line(io, name, s, width)?;
     }
     io.say("")?;

@@ -52,10 +52,16 @@ pub struct Stats {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Report {
     pub total: Stats,
-    /// Ordered (serde_json keeps insertion order with `preserve_order`).
-    pub agents: serde_json::Map<String, serde_json::Value>,
-    #[serde(skip)]
-    pub agent_stats: Vec<(String, Stats)>,
+    /// Serialised as a JSON object in this order.
+    #[serde(serialize_with = "ordered_map")]
+    pub agents: Vec<(String, Stats)>,
+}
+
+fn ordered_map<S: serde::Serializer>(
+    agents: &[(String, Stats)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(agents.iter().map(|(name, stats)| (name, stats)))
 }
 
 /// Rounds like Python's `round(x, digits)` for the values that occur here.
@@ -134,14 +140,9 @@ pub fn summarize(records: &[Record]) -> Report {
             .then(b.dispatches.cmp(&a.dispatches))
             .then(an.cmp(bn))
     });
-    let agents = agent_stats
-        .iter()
-        .map(|(n, s)| (n.clone(), serde_json::to_value(s).unwrap_or_default()))
-        .collect();
     Report {
         total: aggregate(&all),
-        agents,
-        agent_stats,
+        agents: agent_stats,
     }
 }
 
@@ -297,17 +298,20 @@ mod tests {
         assert_eq!(r.total.dispatches, 4);
         assert_eq!(r.total.cached_hits, 1);
         assert_eq!(r.total.cost_usd, 1.6);
-        let names: Vec<&String> = r.agents.keys().collect();
+        let names: Vec<&str> = r.agents.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["b", "a"]);
-        let a = &r.agent_stats[1].1;
+        let json = serde_json::to_value(&r).unwrap();
+        let keys: Vec<&String> = json["agents"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["b", "a"]);
+        let a = &r.agents[1].1;
         assert_eq!((a.ok, a.failed), (1, 1));
         assert_eq!(a.errors.get("timeout"), Some(&1));
         // n=2: Python rounds 1.5 to 2, so the median is the upper value.
         assert_eq!(a.median_ms, Some(3000));
         assert_eq!(a.p90_ms, Some(3000));
         // The implausible 1e12 ms / 1e9 USD line is dropped from the numbers, not the count.
-        assert_eq!(r.agent_stats[0].1.max_ms, Some(2000));
-        assert_eq!(r.agent_stats[0].1.dispatches, 2);
+        assert_eq!(r.agents[0].1.max_ms, Some(2000));
+        assert_eq!(r.agents[0].1.dispatches, 2);
     }
 
     #[test]

@@ -17,4 +17,5 @@ mod jobs;
 mod mcp;
 mod mcp_jobs;
 mod ops;
+mod ops_cli;
 mod runner;
