@@ -31,7 +31,10 @@ use serde_json::Value;
 
 use crate::result::DispatchResult;
 
-pub use stats::{Report, Stats, Typical, suggested_timeout, summarize, typical};
+pub use stats::{
+    Profile, Report, Stats, Typical, profile, profiles_at, suggested_timeout, summarize,
+    timeout_hint, typical,
+};
 
 /// One record must fit one atomic append; half of `PIPE_BUF` (4096) leaves room to spare.
 pub const MAX_LINE_BYTES: usize = 2048;

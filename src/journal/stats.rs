@@ -334,6 +334,32 @@ mod tests {
     }
 
     #[test]
+    fn typical_and_the_timeout_hint_follow_the_file() {
+        let dir = std::env::temp_dir().join(format!("ad-typical-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("agents.yaml");
+        let line = |ms: u64| format!("{{\"t\":1,\"agent\":\"slow\",\"ok\":true,\"ms\":{ms}}}\n");
+        let journal = dir.join("usage.jsonl");
+        std::fs::write(&journal, line(60_000).repeat(2)).unwrap();
+        assert_eq!(typical(&config, "slow"), None);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&journal)
+            .unwrap();
+        std::io::Write::write_all(&mut f, line(60_000).as_bytes()).unwrap();
+        // The append changed the size, so the memo cannot answer from the 2-run state.
+        assert_eq!(typical(&config, "slow").unwrap().p90_seconds, Some(60.0));
+        assert_eq!(suggested_timeout(&config, "slow"), Some(90));
+        assert_eq!(timeout_hint(&config, "slow", 300), None);
+        assert_eq!(
+            timeout_hint(&config, "slow", 60).unwrap(),
+            "Recent runs of this agent suggest timeout_seconds=90 (50% over its measured p90)."
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn padded_timeouts() {
         assert_eq!(pad_p90(1.0), 30);
         assert_eq!(pad_p90(60.0), 90);
