@@ -127,9 +127,23 @@ fn capped(text: &str, max_chars: usize) -> String {
 }
 
 impl Entry {
-    /// The record of `result`, stamped now. `caller` is who asked (the MCP client's name or
-    /// `cli`); `cached` marks a cache hit, which `stats` counts apart from real runs.
+    /// The record of `result`, stamped now. `caller` is who asked (the MCP client's name);
+    /// `cached` marks a cache hit, which `stats` counts apart from real runs. A cache hit cost
+    /// nothing and took no time now, so (as upstream writes it) it carries no cost, ms or turns:
+    /// a naive sum over the file must not count the original run twice.
     pub fn from_result(result: &DispatchResult, caller: Option<&str>, cached: bool) -> Entry {
+        if cached {
+            return Entry {
+                t: now_secs(),
+                agent: capped(&result.agent, AGENT_MAX_CHARS),
+                ok: result.success,
+                cached: true,
+                caller: caller
+                    .filter(|c| !c.is_empty())
+                    .map(|c| capped(c, CALLER_MAX_CHARS)),
+                ..Entry::default()
+            };
+        }
         Entry {
             t: now_secs(),
             agent: capped(&result.agent, AGENT_MAX_CHARS),
@@ -158,9 +172,9 @@ impl Entry {
     }
 
     /// Fills `ms` with the wall time when the CLI reported no duration, so a timeout shows as
-    /// "took its whole budget" instead of a hole in the data.
+    /// "took its whole budget" instead of a hole in the data. A cache hit keeps no duration.
     pub fn with_wall_time(mut self, wall: Duration) -> Entry {
-        if self.ms.is_none() {
+        if self.ms.is_none() && !self.cached {
             self.ms = Some(u64::try_from(wall.as_millis()).unwrap_or(u64::MAX));
         }
         self
@@ -416,14 +430,20 @@ mod tests {
              \"turns\":3,\"caller\":\"claude-code\"}\n"
         );
         let f = DispatchResult::failure("web", ErrorType::Timeout, "slow");
-        let mut e = Entry::from_result(&f, None, true)
+        let mut e = Entry::from_result(&f, None, false)
             .with_outcome(Some("partial"))
             .with_wall_time(Duration::from_millis(1500));
         e.t = 1;
         assert_eq!(
             String::from_utf8(e.to_line().unwrap()).unwrap(),
             "{\"t\":1,\"agent\":\"web\",\"ok\":false,\"ms\":1500,\"outcome\":\"partial\",\
-             \"err\":\"timeout\",\"cached\":true}\n"
+             \"err\":\"timeout\"}\n"
+        );
+        let mut hit = Entry::from_result(&r, Some("web"), true);
+        hit.t = 2;
+        assert_eq!(
+            String::from_utf8(hit.to_line().unwrap()).unwrap(),
+            "{\"t\":2,\"agent\":\"web\",\"ok\":true,\"cached\":true,\"caller\":\"web\"}\n"
         );
     }
 
