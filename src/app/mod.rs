@@ -25,6 +25,7 @@ use crate::cache::Cache;
 use crate::cancel::Cancel;
 use crate::config::{self, Config};
 use crate::jobs::JobStore;
+use crate::journal::{self, Journal};
 use crate::limiter::Limiter;
 use crate::log;
 use crate::pyfmt;
@@ -49,6 +50,8 @@ pub struct App {
     /// (`AGENT_DISPATCH_HEARTBEAT_SECS`, default 15).
     heartbeat: Duration,
     run_env: RunEnv,
+    /// The usage journal every dispatch is recorded in (`settings.usage_log` decides per run).
+    journal: Journal,
 }
 
 impl App {
@@ -60,12 +63,13 @@ impl App {
             limiter: Limiter::new(1),
             cache: Mutex::new(Cache::new(0, 0)),
             snapshot: snapshot::Snapshot::default(),
-            config_path,
             stopping: Cancel::new(),
             jobs: Mutex::new(None),
             job_threads: Arc::new(AtomicUsize::new(0)),
             heartbeat: heartbeat_interval(),
             run_env,
+            journal: Journal::for_config(&config_path, true),
+            config_path,
         };
         let settings = app.config().map(|c| c.settings.clone()).unwrap_or_default();
         app.apply_settings(&settings);
@@ -117,6 +121,14 @@ impl App {
 
     pub fn heartbeat(&self) -> Duration {
         self.heartbeat
+    }
+
+    /// Records one dispatch in the usage journal, unless `settings.usage_log` is off. Never
+    /// fails the dispatch.
+    pub fn record(&self, settings: &config::Settings, entry: &journal::Entry) {
+        if settings.usage_log {
+            self.journal.record(entry);
+        }
     }
 
     /// `agents.yaml` as written (SPEC §3.2: every call sees the latest file), parsed again only

@@ -15,6 +15,7 @@ use crate::cache::CacheKey;
 use crate::cancel::Cancel;
 use crate::claude::{DispatchRequest, Hooks, OutputMode};
 use crate::config::{AgentConfig, Settings};
+use crate::journal::Entry;
 use crate::limiter::Permit;
 use crate::result::{DispatchResult, ErrorType};
 use crate::text::first_chars;
@@ -167,6 +168,8 @@ pub fn run(app: &App, d: &Dispatch, obs: &dyn Observer) -> Ran {
             "Cache hit for {} — returning cached result",
             d.target.name
         ));
+        let entry = Entry::from_result(&hit, d.ask.caller.as_deref(), true);
+        app.record(&d.target.settings, &entry);
         return Ran {
             result: hit,
             cached: true,
@@ -237,7 +240,8 @@ fn gated(app: &App, d: &Dispatch, obs: &dyn Observer) -> DispatchResult {
 }
 
 /// The one place a dispatch's child is started: every path (including background jobs, whose
-/// permit comes from the job worker) ends here, so what happens after a run happens once.
+/// permit comes from the job worker) ends here, so what happens after a run — the journal
+/// line — happens once.
 pub fn child(
     app: &App,
     permit: &Permit,
@@ -245,7 +249,12 @@ pub fn child(
     mode: OutputMode,
     hooks: Hooks<'_>,
 ) -> DispatchResult {
-    crate::backend::run(permit, app.run_env(), req, mode, hooks)
+    let started = std::time::Instant::now();
+    let result = crate::backend::run(permit, app.run_env(), req, mode, hooks);
+    let entry = Entry::from_result(&result, req.ask.caller.as_deref(), false)
+        .with_wall_time(started.elapsed());
+    app.record(&req.settings, &entry);
+    result
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,9 +9,12 @@ use std::time::Duration;
 
 use lexopt::prelude::*;
 
-use super::{Command, CommandSpec, EXIT_ERROR, EXIT_OK, Io, help};
+use super::jobs_view::{local_time, one_line, render_job};
+use super::{
+    Command, CommandSpec, EXIT_ERROR, EXIT_OK, Io, help, int_in_range, option_with, print_json,
+};
 use crate::config;
-use crate::jobs::{self, CancelOutcome, Job, JobStore, Status, valid_id};
+use crate::jobs::{self, CancelOutcome, Job, JobStore, Status, summary, valid_id};
 
 pub const JOBS: CommandSpec = CommandSpec {
     name: "jobs",
@@ -45,16 +48,19 @@ Usage: agent-dispatch jobs [OPTIONS]
 
 Options:
   --status STATUS  Only jobs in this status: pending, running, done, failed, cancelled.
+  --agent NAME     Only jobs of this agent (exact name; removed agents too).
   --limit N        Show at most N jobs (1-1000) [default: 50]
+  --json           Print a JSON array of job summaries (as the dispatch_jobs tool returns).
   -h, --help       Show this message and exit.
 ";
 
 const HELP_JOB: &str = "\
-Usage: agent-dispatch job ID
+Usage: agent-dispatch job [OPTIONS] ID
 
   Show one job: its fields, progress tail and a preview of its result.
 
 Options:
+  --json      Print the full job record as JSON, result untruncated.
   -h, --help  Show this message and exit.
 ";
 
@@ -69,21 +75,21 @@ Options:
 ";
 
 const HELP_GC: &str = "\
-Usage: agent-dispatch gc [--days N | --all]
+Usage: agent-dispatch gc [--days N | --all] [--dry-run [--json]]
 
   Delete finished (done, failed, cancelled) jobs. Pending and running jobs are never deleted.
 
 Options:
   --days N    Delete finished jobs older than N days (must be > 0) [default: 7]
   --all       Delete every finished job, whatever its age.
+  --dry-run   List the jobs that would be deleted; delete nothing.
+  --json      With --dry-run: print {would_delete, jobs: [summaries]} as JSON.
   -h, --help  Show this message and exit.
 ";
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 1000;
 const DEFAULT_GC_DAYS: f64 = 7.0;
-/// Characters of the result `job` prints.
-const RESULT_PREVIEW_CHARS: usize = 2000;
 /// Characters of the task the `jobs` table prints.
 const TABLE_TASK_CHARS: usize = 60;
 /// How long `cancel` waits for the owner of a running job to stop its child.
@@ -94,10 +100,13 @@ const CANCEL_WAIT: Duration = Duration::from_secs(10);
 pub enum JobsCommand {
     List {
         status: Option<Status>,
+        agent: Option<String>,
         limit: usize,
+        json: bool,
     },
     Show {
         id: String,
+        json: bool,
     },
     Cancel {
         id: String,
@@ -105,28 +114,39 @@ pub enum JobsCommand {
     /// `max_age_days: None` is `--all`.
     Gc {
         max_age_days: Option<f64>,
+        dry_run: bool,
+        json: bool,
     },
 }
 
 fn parse_jobs(p: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
     let mut status = None;
+    let mut agent = None;
     let mut limit = DEFAULT_LIMIT;
+    let mut json = false;
     while let Some(arg) = p.next()? {
         match arg {
             Long("status") => {
                 let raw: String = p.value()?.string()?;
                 status = Status::parse_filter(&raw).map_err(lexopt::Error::from)?;
             }
+            Long("agent") => agent = Some(p.value()?.string()?),
             Long("limit") => {
-                let n: i64 = p.value()?.parse()?;
-                // Clamped like `dispatch_jobs` (SPEC tool 15).
-                limit = usize::try_from(n.clamp(1, MAX_LIMIT as i64)).unwrap_or(DEFAULT_LIMIT);
+                // The range the help states is the range accepted.
+                let n = option_with(p, "--limit", |t| int_in_range(t, 1, MAX_LIMIT as i64))?;
+                limit = usize::try_from(n).unwrap_or(DEFAULT_LIMIT);
             }
+            Long("json") => json = true,
             Short('h') | Long("help") => return Ok(help(&JOBS)),
             _ => return Err(arg.unexpected()),
         }
     }
-    Ok(Command::Jobs(JobsCommand::List { status, limit }))
+    Ok(Command::Jobs(JobsCommand::List {
+        status,
+        agent,
+        limit,
+        json,
+    }))
 }
 
 /// Reads the one ID argument and checks its format before anything touches the disk; the
@@ -134,12 +154,15 @@ fn parse_jobs(p: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
 fn parse_id(
     p: &mut lexopt::Parser,
     spec: &CommandSpec,
-    make: fn(String) -> JobsCommand,
+    make: fn(String, bool) -> JobsCommand,
 ) -> Result<Command, lexopt::Error> {
     let mut id = None;
+    let mut json = false;
     while let Some(arg) = p.next()? {
         match arg {
             Value(v) if id.is_none() => id = Some(v.string()?),
+            // Only `job` lists --json in its help; `cancel` refuses it like any unknown option.
+            Long("json") if spec.name == JOB.name => json = true,
             Short('h') | Long("help") => return Ok(help(spec)),
             _ => return Err(arg.unexpected()),
         }
@@ -148,31 +171,54 @@ fn parse_id(
     if !valid_id(&id) {
         return Err(jobs::Error::InvalidId(id).to_string().into());
     }
-    Ok(Command::Jobs(make(id)))
+    Ok(Command::Jobs(make(id, json)))
 }
 
 fn parse_job(p: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
-    parse_id(p, &JOB, |id| JobsCommand::Show { id })
+    parse_id(p, &JOB, |id, json| JobsCommand::Show { id, json })
 }
 
 fn parse_cancel(p: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
-    parse_id(p, &CANCEL, |id| JobsCommand::Cancel { id })
+    parse_id(p, &CANCEL, |id, _| JobsCommand::Cancel { id })
 }
 
 fn parse_gc(p: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
     let mut days = None;
     let mut all = false;
+    let mut dry_run = false;
+    let mut json = false;
     while let Some(arg) = p.next()? {
         match arg {
-            Long("days") => days = Some(p.value()?.parse::<f64>()?),
+            Long("days") => {
+                let d = option_with(p, "--days", |t| {
+                    t.trim()
+                        .parse::<f64>()
+                        .map_err(|_| format!("'{t}' is not a valid number of days."))
+                })?;
+                days = Some(d);
+            }
             Long("all") => all = true,
+            Long("dry-run") => dry_run = true,
+            Long("json") => json = true,
             Short('h') | Long("help") => return Ok(help(&GC)),
             _ => return Err(arg.unexpected()),
         }
     }
+    if json && !dry_run {
+        return Err("--json needs --dry-run (a real gc prints one line)"
+            .to_string()
+            .into());
+    }
+    let gc = |max_age_days| {
+        Ok(Command::Jobs(JobsCommand::Gc {
+            max_age_days,
+            dry_run,
+            json,
+        }))
+    };
     match (days, all) {
         (Some(_), true) => Err("--days and --all can not be combined".to_string().into()),
-        (None, true) => Ok(Command::Jobs(JobsCommand::Gc { max_age_days: None })),
+        (None, true) => gc(None),
         (Some(d), false) if d.is_nan() || d <= 0.0 => Err(
             "--days must be > 0 (use --all to delete every finished job)"
                 .to_string()
@@ -181,9 +227,7 @@ fn parse_gc(p: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
         (Some(d), false) if !(d * 86_400.0).is_finite() => {
             Err("--days is too large".to_string().into())
         }
-        (d, false) => Ok(Command::Jobs(JobsCommand::Gc {
-            max_age_days: Some(d.unwrap_or(DEFAULT_GC_DAYS)),
-        })),
+        (d, false) => gc(Some(d.unwrap_or(DEFAULT_GC_DAYS))),
     }
 }
 
@@ -195,15 +239,54 @@ pub fn run(io: &mut Io, cmd: &JobsCommand) -> io::Result<u8> {
 }
 
 fn run_in(io: &mut Io, cmd: &JobsCommand, dir: &Path) -> io::Result<u8> {
+    let as_json = matches!(
+        cmd,
+        JobsCommand::List { json: true, .. }
+            | JobsCommand::Show { json: true, .. }
+            | JobsCommand::Gc { json: true, .. }
+    );
+    // A script reading --json gets its error as JSON too.
+    let fail = |io: &mut Io, message: &str| {
+        if as_json {
+            print_json(io, &serde_json::json!({ "error": message }))?;
+            return Ok(EXIT_ERROR);
+        }
+        fail(io, message)
+    };
     let store = match JobStore::open(dir) {
         Ok(s) => s,
         Err(e) => return fail(io, &e.to_string()),
     };
     let done = match cmd {
-        JobsCommand::List { status, limit } => list(io, &store, *status, *limit),
-        JobsCommand::Show { id } => show(io, &store, id),
+        JobsCommand::List {
+            status,
+            agent,
+            limit,
+            json,
+        } => {
+            let filter = ListFilter {
+                status: *status,
+                agent: agent.as_deref(),
+                limit: *limit,
+            };
+            if *json {
+                list_json(io, &store, &filter)
+            } else {
+                list(io, &store, &filter)
+            }
+        }
+        JobsCommand::Show { id, json } => show(io, &store, id, *json),
         JobsCommand::Cancel { id } => cancel(io, &store, id),
-        JobsCommand::Gc { max_age_days } => gc(io, &store, *max_age_days),
+        JobsCommand::Gc {
+            max_age_days,
+            dry_run: false,
+            ..
+        } => gc(io, &store, *max_age_days),
+        JobsCommand::Gc {
+            max_age_days,
+            dry_run: true,
+            json,
+        } => gc_dry_run(io, &store, *max_age_days, *json),
     };
     match done {
         Ok(code) => Ok(code),
@@ -236,27 +319,47 @@ fn fail(io: &mut Io, message: &str) -> io::Result<u8> {
     Ok(EXIT_ERROR)
 }
 
-fn list(
-    io: &mut Io,
-    store: &JobStore,
+/// Which jobs `jobs` shows.
+struct ListFilter<'a> {
     status: Option<Status>,
+    agent: Option<&'a str>,
     limit: usize,
-) -> Result<u8, Failure> {
-    let listing = store.list(status)?;
+}
+
+/// The jobs matching `filter`, newest first, uncut; skipped files are warned about on stderr.
+fn matching(io: &mut Io, store: &JobStore, filter: &ListFilter) -> Result<Vec<Job>, Failure> {
+    let listing = store.list(filter.status)?;
     for (name, reason) in &listing.skipped {
         io.warn(&format!(
             "Warning: skipped {}: {reason}",
             store.dir().join(name).display()
         ))?;
     }
-    if listing.jobs.is_empty() {
-        match status {
+    Ok(listing
+        .jobs
+        .into_iter()
+        .filter(|j| filter.agent.is_none_or(|a| j.agent == a))
+        .collect())
+}
+
+fn list_json(io: &mut Io, store: &JobStore, filter: &ListFilter) -> Result<u8, Failure> {
+    let jobs = matching(io, store, filter)?;
+    let shown: Vec<serde_json::Value> = jobs.iter().take(filter.limit).map(summary).collect();
+    print_json(io, &shown)?;
+    Ok(EXIT_OK)
+}
+
+fn list(io: &mut Io, store: &JobStore, filter: &ListFilter) -> Result<u8, Failure> {
+    let jobs = matching(io, store, filter)?;
+    let limit = filter.limit;
+    if jobs.is_empty() {
+        match filter.status {
             Some(s) => io.say(&format!("No {s} jobs."))?,
             None => io.say("No jobs.")?,
         }
         return Ok(EXIT_OK);
     }
-    let shown = &listing.jobs[..listing.jobs.len().min(limit)];
+    let shown = &jobs[..jobs.len().min(limit)];
     let agent_width = shown
         .iter()
         .map(|j| j.agent.chars().count())
@@ -279,97 +382,34 @@ fn list(
             one_line(&j.task, TABLE_TASK_CHARS)
         )?;
     }
-    if listing.jobs.len() > shown.len() {
+    if jobs.len() > shown.len() {
         io.say(&format!(
             "({} more; use --limit to see them)",
-            listing.jobs.len() - shown.len()
+            jobs.len() - shown.len()
         ))?;
     }
     Ok(EXIT_OK)
 }
 
-fn show(io: &mut Io, store: &JobStore, id: &str) -> Result<u8, Failure> {
+fn show(io: &mut Io, store: &JobStore, id: &str, as_json: bool) -> Result<u8, Failure> {
     let Some(job) = store.get(id)? else {
+        if as_json {
+            print_json(
+                io,
+                &serde_json::json!({"error": format!("Job not found: {id}")}),
+            )?;
+            return Ok(EXIT_ERROR);
+        }
         return Ok(fail(io, &format!("Job not found: {id}"))?);
     };
+    if as_json {
+        print_json(io, &job.to_json())?;
+        return Ok(EXIT_OK);
+    }
     io.out
         .write_all(render_job(&job, store.owned(id)?).as_bytes())?;
     Ok(EXIT_OK)
 }
-/// The `job ID` text: fields, progress tail, result preview.
-fn render_job(job: &Job, owned: bool) -> String {
-    let mut s = String::new();
-    let mut field = |name: &str, value: &str| {
-        s.push_str(&format!("  {:<11}{value}\n", format!("{name}:")));
-    };
-    field("status", job.status.as_str());
-    field("agent", &job.agent);
-    if let Some(c) = &job.caller {
-        field("caller", c);
-    }
-    if let Some(g) = &job.goal {
-        field("goal", g);
-    }
-    if let Some(r) = &job.response_format {
-        field("format", r);
-    }
-    if let Some(t) = job.timeout {
-        field("timeout", &format!("{t}s"));
-    }
-    field("created", &local_time(job.created_at));
-    if let Some(t) = job.started_at {
-        field("started", &local_time(t));
-    }
-    if let Some(t) = job.completed_at {
-        field("completed", &local_time(t));
-    }
-    if !job.status.is_terminal() {
-        let owner = match (owned, job.owner_pid) {
-            (true, Some(pid)) => format!("server pid {pid} (alive)"),
-            (true, None) => "a live server".to_string(),
-            (false, _) => {
-                // Readers fail an unowned job as soon as they see it, so this shows only when the
-                // owner died between that check and this one.
-                "nobody: the server that ran it has just exited (the next read marks it failed)"
-                    .to_string()
-            }
-        };
-        field("owner", &owner);
-    }
-    if let Some(e) = &job.error {
-        field("error", e);
-    }
-    let mut s = format!("Job {}\n{s}", job.id);
-    s.push_str("\nTask:\n");
-    s.push_str(&indent(&job.task));
-    if let Some(c) = &job.context {
-        s.push_str("\nContext:\n");
-        s.push_str(&indent(c));
-    }
-    if let Some(p) = job.progress.as_ref().filter(|p| !p.is_empty()) {
-        s.push_str(&format!("\nProgress (last {} lines):\n", p.len()));
-        for line in p {
-            s.push_str(&indent(line));
-        }
-    }
-    if let Some(r) = &job.result {
-        let size = r.result.chars().count();
-        let preview = crate::text::first_chars(&r.result, RESULT_PREVIEW_CHARS);
-        s.push_str(&format!(
-            "\nResult ({}, {size} characters):\n",
-            if r.success { "success" } else { "failure" }
-        ));
-        s.push_str(&indent(preview));
-        if size > RESULT_PREVIEW_CHARS {
-            s.push_str(&format!(
-                "  ... {} more characters (fetch_result with this id returns all of it)\n",
-                size - RESULT_PREVIEW_CHARS
-            ));
-        }
-    }
-    s
-}
-
 fn cancel(io: &mut Io, store: &JobStore, id: &str) -> Result<u8, Failure> {
     match store.cancel(id)? {
         CancelOutcome::NotFound => return Ok(fail(io, &format!("Job not found: {id}"))?),
@@ -404,48 +444,44 @@ fn gc(io: &mut Io, store: &JobStore, max_age_days: Option<f64>) -> Result<u8, Fa
     Ok(EXIT_OK)
 }
 
-fn indent(text: &str) -> String {
-    let mut s = String::new();
-    for line in text.lines() {
-        s.push_str("    ");
-        s.push_str(line);
-        s.push('\n');
+/// `gc --dry-run`: the jobs `gc` would delete, by the store's own rule (finished, and finished
+/// or created before the cutoff; `--all`: every finished job).
+fn gc_dry_run(
+    io: &mut Io,
+    store: &JobStore,
+    max_age_days: Option<f64>,
+    as_json: bool,
+) -> Result<u8, Failure> {
+    let cutoff = max_age_days.map(|d| jobs::model::now() - d * 86_400.0);
+    let listing = store.list(None)?;
+    let doomed: Vec<&Job> = listing
+        .jobs
+        .iter()
+        .filter(|j| j.status.is_terminal() && cutoff.is_none_or(|c| j.finished_or_created() < c))
+        .collect();
+    if as_json {
+        let jobs: Vec<serde_json::Value> = doomed.iter().map(|j| summary(j)).collect();
+        print_json(
+            io,
+            &serde_json::json!({"would_delete": doomed.len(), "jobs": jobs}),
+        )?;
+        return Ok(EXIT_OK);
     }
-    if s.is_empty() {
-        s.push_str("    \n");
+    for j in &doomed {
+        io.say(&format!(
+            "{}  {}  {}  {}",
+            j.id,
+            j.status.as_str(),
+            j.agent,
+            one_line(&j.task, TABLE_TASK_CHARS)
+        ))?;
     }
-    s
-}
-
-/// The first line of `text`, cut to `n` characters with an ellipsis.
-fn one_line(text: &str, n: usize) -> String {
-    let first = text.lines().next().unwrap_or("");
-    let cut = crate::text::first_chars(first, n);
-    if cut.len() < text.trim_end().len() {
-        format!("{cut}…")
-    } else {
-        cut.to_string()
-    }
-}
-
-/// Epoch seconds as local `YYYY-MM-DD HH:MM:SS`.
-fn local_time(epoch: f64) -> String {
-    let secs = epoch as libc::time_t;
-    // SAFETY: localtime_r only writes the `tm` we own; a zeroed `tm` is a valid value.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
-    if !ok {
-        return format!("{epoch:.0}");
-    }
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec
-    )
+    let noun = if doomed.len() == 1 { "job" } else { "jobs" };
+    io.say(&format!(
+        "Would delete {} finished {noun}. No jobs deleted.",
+        doomed.len()
+    ))?;
+    Ok(EXIT_OK)
 }
 
 #[cfg(test)]
@@ -467,26 +503,29 @@ mod tests {
 
     #[test]
     fn jobs_flags() {
+        let list = |status, agent: Option<&str>, limit, json| JobsCommand::List {
+            status,
+            agent: agent.map(str::to_string),
+            limit,
+            json,
+        };
+        assert_eq!(parse(parse_jobs, &[]), Ok(list(None, None, 50, false)));
         assert_eq!(
-            parse(parse_jobs, &[]),
-            Ok(JobsCommand::List {
-                status: None,
-                limit: 50
-            })
+            parse(
+                parse_jobs,
+                &["--status", "Running", "--limit=7", "--agent", "a", "--json"]
+            ),
+            Ok(list(Some(Status::Running), Some("a"), 7, true))
         );
-        assert_eq!(
-            parse(parse_jobs, &["--status", "Running", "--limit=-10"]),
-            Ok(JobsCommand::List {
-                status: Some(Status::Running),
-                limit: 1
-            })
-        );
-        assert_eq!(
-            parse(parse_jobs, &["--limit", "5000"]),
-            Ok(JobsCommand::List {
-                status: None,
-                limit: 1000
-            })
+        // The range the help states is enforced, and the error names the option.
+        for bad in ["0", "1001", "-10", "x"] {
+            let e = parse(parse_jobs, &["--limit", bad]).unwrap_err();
+            assert!(e.starts_with("Invalid value for '--limit': "), "{e}");
+        }
+        assert!(
+            parse(parse_jobs, &["--limit", "0"])
+                .unwrap_err()
+                .contains("1<=x<=1000")
         );
         assert!(
             parse(parse_jobs, &["--status", "bogus"])
@@ -502,8 +541,19 @@ mod tests {
         let id = "0123456789abcdef0123456789abcdef";
         assert_eq!(
             parse(parse_job, &[id]),
-            Ok(JobsCommand::Show { id: id.into() })
+            Ok(JobsCommand::Show {
+                id: id.into(),
+                json: false
+            })
         );
+        assert_eq!(
+            parse(parse_job, &[id, "--json"]),
+            Ok(JobsCommand::Show {
+                id: id.into(),
+                json: true
+            })
+        );
+        assert!(parse(parse_cancel, &[id, "--json"]).is_err());
         assert_eq!(
             parse(parse_cancel, &[id]),
             Ok(JobsCommand::Cancel { id: id.into() })
@@ -527,21 +577,29 @@ mod tests {
 
     #[test]
     fn gc_flags() {
-        assert_eq!(
-            parse(parse_gc, &[]),
-            Ok(JobsCommand::Gc {
-                max_age_days: Some(7.0)
-            })
-        );
+        let gc = |max_age_days, dry_run, json| JobsCommand::Gc {
+            max_age_days,
+            dry_run,
+            json,
+        };
+        assert_eq!(parse(parse_gc, &[]), Ok(gc(Some(7.0), false, false)));
         assert_eq!(
             parse(parse_gc, &["--days", "0.5"]),
-            Ok(JobsCommand::Gc {
-                max_age_days: Some(0.5)
-            })
+            Ok(gc(Some(0.5), false, false))
         );
         assert_eq!(
-            parse(parse_gc, &["--all"]),
-            Ok(JobsCommand::Gc { max_age_days: None })
+            parse(parse_gc, &["--all", "--dry-run", "--json"]),
+            Ok(gc(None, true, true))
+        );
+        assert!(
+            parse(parse_gc, &["--json"])
+                .unwrap_err()
+                .contains("--dry-run")
+        );
+        assert!(
+            parse(parse_gc, &["--days", "x"])
+                .unwrap_err()
+                .contains("Invalid value for '--days'")
         );
         for refused in [&["--days", "0"][..], &["--days=-1"], &["--days", "NaN"]] {
             assert!(
@@ -556,13 +614,5 @@ mod tests {
                 .contains("too large")
         );
         assert!(parse(parse_gc, &["--days", "3", "--all"]).is_err());
-    }
-
-    #[test]
-    fn one_line_and_indent() {
-        assert_eq!(one_line("short", 10), "short");
-        assert_eq!(one_line("éééé", 2), "éé…");
-        assert_eq!(one_line("a\nb", 10), "a…");
-        assert_eq!(indent("a\nb"), "    a\n    b\n");
     }
 }

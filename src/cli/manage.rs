@@ -156,10 +156,10 @@ fn agent_option(
 ) -> Result<(), lexopt::Error> {
     match name {
         "-d" | "--description" => o.description = Some(p.value()?.string()?),
-        "--timeout" => o.timeout = Some(p.value()?.parse_with(parse_timeout)?),
+        "--timeout" => o.timeout = Some(super::option_with(p, name, parse_timeout)?),
         "--model" => o.model = Some(p.value()?.string()?),
         "--max-budget" | "--max-budget-usd" => {
-            o.max_budget = Some(p.value()?.parse_with(parse_budget)?)
+            o.max_budget = Some(super::option_with(p, name, parse_budget)?)
         }
         "--permission-mode" => o.permission_mode = Some(p.value()?.string()?),
         "--allowed-tools" => o.allowed_tools = Some(p.value()?.string()?),

@@ -4,17 +4,22 @@
 //!
 //! Parsing is pure: `--help` short-circuits before anything touches the config or the disk.
 //! Commands print only through [`Io`], never `println!`. Exit codes: 0 success, 1 handled
-//! error, 2 usage error.
+//! error, 2 usage error. The same table feeds `--help`, `help COMMAND` and `completions SHELL`,
+//! so the three cannot drift apart.
 
+mod completions;
 mod doctor;
 mod group;
 mod host;
 mod init;
 mod jobs_cmd;
+mod jobs_view;
 mod manage;
 mod output;
+mod probe;
 mod serve;
 mod show;
+mod stats_cmd;
 mod test_cmd;
 
 use std::ffi::OsString;
@@ -22,7 +27,7 @@ use std::io::{self, Write};
 
 use lexopt::prelude::*;
 
-pub use output::{Color, Io, color_wanted};
+pub use output::{Color, Io, PipeGuard, color_wanted};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_ERROR: u8 = 1;
@@ -34,17 +39,27 @@ pub enum Command {
     /// Print this text on stdout and exit 0.
     Help(String),
     Version,
-    Init,
+    /// `init [--force]`: `force` replaces an existing Claude Code registration.
+    Init {
+        force: bool,
+    },
     Add(manage::AddArgs),
     Update(manage::UpdateArgs),
     Remove(String),
-    List,
-    Describe(String),
-    Doctor,
+    List {
+        json: bool,
+    },
+    Describe {
+        name: String,
+        json: bool,
+    },
+    Doctor(doctor::DoctorArgs),
     Jobs(jobs_cmd::JobsCommand),
     Serve,
     Test(test_cmd::TestArgs),
     Group(group::GroupCommand),
+    Stats(stats_cmd::StatsArgs),
+    Completions(completions::Shell),
 }
 
 /// One subcommand: its name, one-line summary, help text and parser.
@@ -86,6 +101,9 @@ pub const COMMANDS: &[CommandSpec] = &[
     jobs_cmd::JOB,
     jobs_cmd::CANCEL,
     jobs_cmd::GC,
+    stats_cmd::SPEC,
+    completions::SPEC,
+    completions::HELP_SPEC,
 ];
 
 const USAGE: &str = "Usage: agent-dispatch [OPTIONS] COMMAND [ARGS]...";
@@ -130,7 +148,8 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
     let mut p = lexopt::Parser::from_args(args);
     let first = p.next().map_err(|e| UsageError::new(None, e.to_string()))?;
     match first {
-        None => Err(UsageError::new(None, "Missing command.")),
+        // A bare `agent-dispatch` is someone asking what this is.
+        None => Ok(Command::Help(top_help())),
         Some(Long("help") | Short('h')) => Ok(Command::Help(top_help())),
         Some(Long("version") | Short('V')) => Ok(Command::Version),
         Some(Value(v)) => {
@@ -146,10 +165,13 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, UsageError> {
 }
 
 /// Parses and runs; returns the exit code. A closed stdout (`agent-dispatch list | head -1`)
-/// is a normal way to stop reading, so a broken pipe exits 0.
+/// is a normal way to stop reading: the command still runs to its end (writes to the closed
+/// pipe are dropped by [`PipeGuard`]) and its own exit code stands, so `doctor | head` fails
+/// when a check fails and succeeds when none does.
 pub fn main(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let mut guarded = PipeGuard::new(out);
     let mut io = Io {
-        out,
+        out: &mut guarded,
         err,
         out_color: color_wanted(1),
         err_color: color_wanted(2),
@@ -161,9 +183,8 @@ pub fn main(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> u8
     let result = result.and_then(|code| io.out.flush().map(|()| code));
     match result {
         Ok(code) => code,
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
         Err(e) => {
-            let _ = writeln!(io.err, "agent-dispatch: cannot write output: {e}");
+            let _ = writeln!(io.err, "Error: cannot write output: {e}");
             EXIT_ERROR
         }
     }
@@ -180,17 +201,19 @@ pub fn run(cmd: Command, io: &mut Io) -> io::Result<u8> {
             io.say(&version_line())?;
             Ok(EXIT_OK)
         }
-        Command::Init => init::run(io),
+        Command::Init { force } => init::run(io, force),
         Command::Add(args) => manage::run_add(io, args),
         Command::Update(args) => manage::run_update(io, args),
         Command::Remove(name) => manage::run_remove(io, &name),
-        Command::List => show::run_list(io),
-        Command::Describe(name) => show::run_describe(io, &name),
-        Command::Doctor => doctor::run(io),
+        Command::List { json } => show::run_list(io, json),
+        Command::Describe { name, json } => show::run_describe(io, &name, json),
+        Command::Doctor(args) => doctor::run(io, &args),
         Command::Serve => serve::run(io),
         Command::Test(args) => test_cmd::run(io, &args),
         Command::Jobs(cmd) => jobs_cmd::run(io, &cmd),
         Command::Group(cmd) => group::run(io, cmd),
+        Command::Stats(args) => stats_cmd::run(io, &args),
+        Command::Completions(shell) => completions::run(io, shell),
     }
 }
 
@@ -254,6 +277,49 @@ fn parse_name_only(
         .ok_or_else(|| "Missing argument 'NAME'.".into())
 }
 
+/// Parses a command whose only option is `--json`; `true` when it was given.
+fn parse_json_only(
+    p: &mut lexopt::Parser,
+    spec: &CommandSpec,
+) -> Result<Result<bool, Command>, lexopt::Error> {
+    let mut json = false;
+    while let Some(arg) = p.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Err(help(spec))),
+            Long("json") => json = true,
+            other => return Err(other.unexpected()),
+        }
+    }
+    Ok(Ok(json))
+}
+
+/// The value of option `name`, converted by `convert`; a failure names the option and says
+/// what was expected (`Invalid value for '--limit': 0 is not in the range 1<=x<=1000.`).
+fn option_with<T>(
+    p: &mut lexopt::Parser,
+    name: &str,
+    convert: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, lexopt::Error> {
+    let raw = p.value()?;
+    let text = raw.to_string_lossy();
+    convert(&text).map_err(|why| format!("Invalid value for '{name}': {why}").into())
+}
+
+/// A whole number in `lo..=hi`, in click's words when it is not one.
+fn int_in_range(text: &str, lo: i64, hi: i64) -> Result<i64, String> {
+    match text.trim().parse::<i64>() {
+        Ok(n) if (lo..=hi).contains(&n) => Ok(n),
+        Ok(n) => Err(format!("{n} is not in the range {lo}<=x<={hi}.")),
+        Err(_) => Err(format!("'{text}' is not a valid integer.")),
+    }
+}
+
+/// Pretty JSON and a newline on stdout: every `--json` output goes through here.
+fn print_json(io: &mut Io, value: &impl serde::Serialize) -> io::Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
+    writeln!(io.out, "{text}")
+}
+
 /// What the CLI says when NAME is not a configured agent.
 fn agent_not_found(name: &str) -> String {
     format!("Agent '{name}' not found. Run 'agent-dispatch list' to see agents.")
@@ -284,7 +350,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(p("").unwrap_err().message.contains("Missing command"));
+        assert_eq!(p("").unwrap(), Command::Help(top_help()));
         assert!(
             p("frobnicate")
                 .unwrap_err()
@@ -316,12 +382,19 @@ mod tests {
 
     #[test]
     fn simple_commands() {
-        assert_eq!(p("list").unwrap(), Command::List);
-        assert_eq!(p("doctor").unwrap(), Command::Doctor);
-        assert_eq!(p("init").unwrap(), Command::Init);
+        assert_eq!(p("list").unwrap(), Command::List { json: false });
+        assert_eq!(p("list --json").unwrap(), Command::List { json: true });
+        assert_eq!(p("init").unwrap(), Command::Init { force: false });
+        assert_eq!(p("init --force").unwrap(), Command::Init { force: true });
         assert!(p("list extra").is_err());
         assert_eq!(p("remove a").unwrap(), Command::Remove("a".into()));
-        assert_eq!(p("describe a").unwrap(), Command::Describe("a".into()));
+        assert_eq!(
+            p("describe a --json").unwrap(),
+            Command::Describe {
+                name: "a".into(),
+                json: true
+            }
+        );
         let e = p("describe").unwrap_err();
         assert_eq!(e.command.map(|c| c.name), Some("describe"));
         assert!(e.message.contains("NAME"));

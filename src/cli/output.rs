@@ -25,6 +25,71 @@ impl Color {
     }
 }
 
+/// stdout as commands see it: once the reader has gone (`EPIPE`), further output is dropped
+/// instead of failing, so the command finishes and reports its own exit code.
+pub struct PipeGuard<'a> {
+    inner: &'a mut dyn Write,
+    closed: bool,
+}
+
+impl<'a> PipeGuard<'a> {
+    pub fn new(inner: &'a mut dyn Write) -> Self {
+        PipeGuard {
+            inner,
+            closed: false,
+        }
+    }
+
+    /// True once a write found the reader gone.
+    pub fn closed(&self) -> bool {
+        self.closed
+    }
+
+    fn absorb<T>(&mut self, r: io::Result<T>, dropped: T) -> io::Result<T> {
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(dropped)
+            }
+            other => other,
+        }
+    }
+}
+
+impl Write for PipeGuard<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        let r = self.inner.write(buf);
+        self.absorb(r, buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let r = self.inner.flush();
+        self.absorb(r, ())
+    }
+}
+
+/// `line` with at most one leading `Error: ` (messages built from errors that already carry
+/// the prefix must not print it twice).
+pub(crate) fn one_error_prefix(line: &str) -> String {
+    let mut rest = line;
+    let mut had = false;
+    while let Some(r) = rest.strip_prefix("Error: ") {
+        rest = r;
+        had = true;
+    }
+    if had {
+        format!("Error: {rest}")
+    } else {
+        rest.to_string()
+    }
+}
+
 /// The two output streams of a command and whether each may be coloured.
 pub struct Io<'a> {
     pub out: &'a mut dyn Write,
@@ -65,9 +130,9 @@ impl Io<'_> {
         paint(self.out_color, color, text)
     }
 
-    /// A red line on stderr.
+    /// A red line on stderr, with at most one `Error: ` prefix.
     pub fn error(&mut self, line: &str) -> io::Result<()> {
-        let text = paint(self.err_color, Color::Red, line);
+        let text = paint(self.err_color, Color::Red, &one_error_prefix(line));
         writeln!(self.err, "{text}")
     }
 
@@ -100,5 +165,24 @@ mod tests {
         io.error("bad").unwrap();
         assert_eq!(o, b"\x1b[32mok\x1b[0m\n");
         assert_eq!(e, b"bad\n");
+    }
+
+    #[test]
+    fn one_prefix_and_a_closed_pipe_is_absorbed() {
+        assert_eq!(one_error_prefix("Error: Error: x"), "Error: x");
+        assert_eq!(one_error_prefix("x"), "x");
+        struct Closed;
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut c = Closed;
+        let mut g = PipeGuard::new(&mut c);
+        assert!(writeln!(g, "a").is_ok());
+        assert!(g.closed());
     }
 }

@@ -1,21 +1,26 @@
-//! `list` and `describe` (SPEC §9.5, §9.7): read-only views of the config. A missing or
-//! unreadable agent directory is shown, never fatal.
+//! `list` and `describe` (SPEC §9.5, §9.7): read-only views of the config, as text or `--json`
+//! (with the journal's `typical` numbers). A missing or unreadable agent directory is shown,
+//! never fatal.
 
 use std::io;
 use std::path::Path;
 
-use super::{
-    Color, Command, CommandSpec, EXIT_ERROR, EXIT_OK, Io, agent_not_found, parse_name_only,
-    parse_no_args,
-};
+use serde_json::{Map, Value, json};
+
+use super::{Color, Command, CommandSpec, EXIT_ERROR, EXIT_OK, Io, agent_not_found};
 use crate::config::{self, AgentConfig, Config, DEFAULT_AGENT_TIMEOUT};
-use crate::pyfmt;
+use crate::{journal, pyfmt};
 
 pub const LIST: CommandSpec = CommandSpec {
     name: "list",
     summary: "List configured agents",
     help: LIST_HELP,
-    parse: |p| parse_no_args(p, &LIST, Command::List),
+    parse: |p| {
+        Ok(match super::parse_json_only(p, &LIST)? {
+            Ok(json) => Command::List { json },
+            Err(help) => help,
+        })
+    },
 };
 
 const LIST_HELP: &str = "\
@@ -24,6 +29,7 @@ Usage: agent-dispatch list [OPTIONS]
   List every configured agent with its directory status, description and settings.
 
 Options:
+  --json      Print a JSON array of agents (config fields, name, directory_status, typical).
   -h, --help  Show this message and exit.
 ";
 
@@ -31,12 +37,7 @@ pub const DESCRIBE: CommandSpec = CommandSpec {
     name: "describe",
     summary: "Show everything about one agent",
     help: DESCRIBE_HELP,
-    parse: |p| {
-        Ok(match parse_name_only(p, &DESCRIBE)? {
-            Ok(name) => Command::Describe(name),
-            Err(help) => help,
-        })
-    },
+    parse: parse_describe,
 };
 
 const DESCRIBE_HELP: &str = "\
@@ -45,8 +46,26 @@ Usage: agent-dispatch describe [OPTIONS] NAME
   Show the full configuration of agent NAME and which project files it has.
 
 Options:
+  --json      Print one JSON object (config fields, name, directory_status, project_files,
+              typical).
   -h, --help  Show this message and exit.
 ";
+
+fn parse_describe(p: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut name = None;
+    let mut json = false;
+    while let Some(arg) = p.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(super::help(&DESCRIBE)),
+            Long("json") => json = true,
+            Value(v) if name.is_none() => name = Some(v.string()?),
+            other => return Err(other.unexpected()),
+        }
+    }
+    let name = name.ok_or("Missing argument 'NAME'.")?;
+    Ok(Command::Describe { name, json })
+}
 
 /// What a look at an agent directory found.
 pub(super) enum DirStatus {
@@ -64,6 +83,15 @@ impl DirStatus {
         }
     }
 
+    /// `ok`, `not_found` or `unreadable`, as `--json` reports it.
+    fn as_str(&self) -> &'static str {
+        match self {
+            DirStatus::Ok => "ok",
+            DirStatus::NotFound => "not_found",
+            DirStatus::Unreadable(_) => "unreadable",
+        }
+    }
+
     fn tag(&self, io: &Io) -> String {
         match self {
             DirStatus::Ok => io.tint(Color::Green, "[OK]"),
@@ -73,9 +101,15 @@ impl DirStatus {
     }
 }
 
-fn load(io: &mut Io) -> io::Result<Result<Config, u8>> {
+/// The config, or the exit code after saying why not (as `{"error"}` on stdout for `--json`).
+fn load(io: &mut Io, as_json: bool) -> io::Result<Result<Config, u8>> {
     match Config::load(&config::config_path()) {
         Ok(c) => Ok(Ok(c)),
+        Err(e) if as_json => {
+            let message = format!("{}\n{}", e.headline(), e.details());
+            super::print_json(io, &json!({ "error": message }))?;
+            Ok(Err(EXIT_ERROR))
+        }
         Err(e) => super::print_config_error(io, &e).map(Err),
     }
 }
@@ -88,11 +122,49 @@ fn tool_list(tools: &[String]) -> String {
     }
 }
 
-pub fn run_list(io: &mut Io) -> io::Result<u8> {
-    let config = match load(io)? {
+/// An agent as `--json` shows it: its config fields as stored, then `name`,
+/// `directory_status` and, once the journal has 3 runs of it, `typical`.
+fn agent_json(name: &str, agent: &AgentConfig, typical: Option<Value>) -> Value {
+    let mut m = Map::new();
+    m.insert("name".into(), json!(name));
+    if let Ok(Value::Object(fields)) = serde_json::to_value(agent) {
+        m.extend(fields);
+    }
+    m.insert(
+        "directory_status".into(),
+        json!(DirStatus::of(&agent.directory).as_str()),
+    );
+    if let Some(t) = typical {
+        m.insert("typical".into(), t);
+    }
+    Value::Object(m)
+}
+
+pub fn run_list(io: &mut Io, as_json: bool) -> io::Result<u8> {
+    let config = match load(io, as_json)? {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    if as_json {
+        let path = config::config_path();
+        let profiles = if journal::enabled_in(&path) {
+            journal::stats::profiles_at(&journal::journal_path(&path))
+        } else {
+            Default::default()
+        };
+        let agents: Vec<Value> = config
+            .agents
+            .iter()
+            .map(|(name, agent)| {
+                let typical = profiles
+                    .get(name)
+                    .and_then(|p| serde_json::to_value(&p.typical).ok());
+                agent_json(name, agent, typical)
+            })
+            .collect();
+        super::print_json(io, &agents)?;
+        return Ok(EXIT_OK);
+    }
     if config.agents.is_empty() {
         io.say("No agents configured. Run: agent-dispatch add <name> <directory>")?;
         return Ok(EXIT_OK);
@@ -155,15 +227,34 @@ const PROJECT_FILES: [&str; 5] = [
     "package.json",
 ];
 
-pub fn run_describe(io: &mut Io, name: &str) -> io::Result<u8> {
-    let config = match load(io)? {
+pub fn run_describe(io: &mut Io, name: &str, as_json: bool) -> io::Result<u8> {
+    let config = match load(io, as_json)? {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
     let Some(agent) = config.agent(name) else {
-        io.error(&agent_not_found(name))?;
+        if as_json {
+            super::print_json(io, &json!({"error": agent_not_found(name)}))?;
+        } else {
+            io.error(&agent_not_found(name))?;
+        }
         return Ok(EXIT_ERROR);
     };
+    if as_json {
+        let path = config::config_path();
+        let typical = journal::enabled_in(&path)
+            .then(|| journal::stats::profile(&path, name))
+            .flatten()
+            .and_then(|p| serde_json::to_value(p).ok());
+        let mut v = agent_json(name, agent, typical);
+        let files: Vec<&str> = PROJECT_FILES
+            .into_iter()
+            .filter(|f| agent.directory.join(f).exists())
+            .collect();
+        v["project_files"] = json!(files);
+        super::print_json(io, &v)?;
+        return Ok(EXIT_OK);
+    }
     describe_agent(io, name, agent)?;
     Ok(EXIT_OK)
 }

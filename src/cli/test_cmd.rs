@@ -1,17 +1,22 @@
-//! `agent-dispatch test NAME [TASK] [--stream] [--timeout N]` (SPEC §9.8): dispatch one task to
-//! one agent through the application's pipeline (never cached) and print the outcome with a
-//! diagnosis. Owns its `CommandSpec` (lexopt loop, help text) and its output, printed through
+//! `agent-dispatch test NAME [TASK] [--stream] [--timeout N] [--json]` (SPEC §9.8): dispatch one
+//! task to one agent through the application's pipeline (never cached; recorded in the usage
+//! journal like every dispatch) and print the outcome with a diagnosis (or as JSON). Owns its
+//! `CommandSpec` (lexopt loop, help text) and its output, printed through
 //! `Io`; the config is loaded here.
 
 use std::io;
 
-use super::output::paint;
-use super::{Color, Command, CommandSpec, EXIT_ERROR, EXIT_OK, Io, agent_not_found, help};
+use super::output::{one_error_prefix, paint};
+use super::{
+    Color, Command, CommandSpec, EXIT_ERROR, EXIT_OK, Io, agent_not_found, help, int_in_range,
+    option_with, print_json,
+};
 
 use crate::app::{App, Dispatch, Kind, Observer, pipeline};
 use crate::ask::Ask;
 use crate::cancel::Cancel;
 use crate::config::{self, Config};
+use crate::journal;
 use crate::result::{DispatchResult, ErrorType};
 use crate::runenv::RunEnv;
 
@@ -46,15 +51,20 @@ Usage: agent-dispatch test [OPTIONS] NAME [TASK]
   Test an agent by dispatching a task to it, exactly as the MCP tools would (no cache, no
   concurrency limit). TASK defaults to: What project is this? Describe in one sentence.
 
+  Every run is recorded in the usage journal (see 'agent-dispatch stats').
+
 Options:
   --stream     Use stream-json and print each progress line to stderr as it happens.
-  --timeout N  Timeout in seconds for this run only (no clamp); the config is unchanged.
+  --timeout N  Timeout in seconds for this run only (0-86400; 0 keeps the agent's own).
+  --json       Print only the DispatchResult as JSON on stdout. With --stream, print one JSON
+               event per line as it happens ({\"event\": \"progress\", \"message\": ...}), then
+               {\"event\": \"result\", \"result\": {...}}.
   -h, --help   Show this message and exit.
 
 Exit codes:
   0    the agent answered
   1    the dispatch failed (the error and a diagnosis are printed), the agent is unknown, or
-       the config could not be loaded
+       the config could not be loaded (with --json: {\"error\": ...} on stdout)
   2    usage error (unknown option, missing NAME, bad --timeout value)
   130  interrupted (Ctrl-C, SIGTERM, SIGHUP): the claude process group was stopped first
 ";
@@ -66,7 +76,11 @@ pub struct TestArgs {
     pub stream: bool,
     /// Seconds; `None` keeps the agent's own timeout (0 on the command line means the same).
     pub timeout: Option<u64>,
+    pub json: bool,
 }
+
+/// The longest one-off `--timeout` (a day): beyond that a typo is likelier than intent.
+const MAX_TIMEOUT: i64 = 86_400;
 
 /// Parses the arguments after the word `test`. `-h`/`--help` wins over anything after it.
 fn parse(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
@@ -75,14 +89,16 @@ fn parse(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
     let mut task: Option<String> = None;
     let mut stream = false;
     let mut timeout = None;
+    let mut json = false;
     while let Some(arg) = parser.next()? {
         match arg {
             Short('h') | Long("help") => return Ok(help(&SPEC)),
             Long("stream") => stream = true,
+            Long("json") => json = true,
             Long("timeout") => {
-                let n: u64 = parser.value()?.parse()?;
+                let n = option_with(parser, "--timeout", |t| int_in_range(t, 0, MAX_TIMEOUT))?;
                 // SPEC §9.8: only a positive value overrides.
-                timeout = (n > 0).then_some(n);
+                timeout = (n > 0).then_some(n.unsigned_abs());
             }
             Value(v) if name.is_none() => name = Some(v.string()?),
             Value(v) if task.is_none() => task = Some(v.string()?),
@@ -94,7 +110,18 @@ fn parse(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
         task: task.unwrap_or_else(|| DEFAULT_TASK.to_string()),
         stream,
         timeout,
+        json,
     }))
+}
+
+/// Says why the command stopped before dispatching: JSON `{"error"}` on stdout with `--json`.
+fn refuse(io: &mut Io, args: &TestArgs, message: &str) -> io::Result<u8> {
+    if args.json {
+        print_json(io, &serde_json::json!({ "error": message }))?;
+    } else {
+        io.say_in(Color::Red, message)?;
+    }
+    Ok(EXIT_ERROR)
 }
 
 /// Runs the command and returns its exit code.
@@ -102,37 +129,33 @@ pub fn run(io: &mut Io, args: &TestArgs) -> io::Result<u8> {
     let path = config::config_path();
     let config = match Config::load(&path) {
         Ok(c) => c,
-        Err(e) => {
-            io.say_in(Color::Red, &config_error_text(&e))?;
-            return Ok(EXIT_ERROR);
-        }
+        Err(e) => return refuse(io, args, &config_error_text(&e)),
     };
     let name = args.name.as_str();
     if config.agent(name).is_none() {
+        if args.json {
+            return refuse(io, args, &agent_not_found(name));
+        }
         io.say(&agent_not_found(name))?;
         return Ok(EXIT_ERROR);
     }
-    let timeout = args
-        .timeout
-        .map_or(0, |t| i64::try_from(t).unwrap_or(i64::MAX));
-    let app = App::new(path, RunEnv::from_process());
+    let app = App::new(path.clone(), RunEnv::from_process());
     let mut target = match app.target(&config, name, 0) {
         Ok(t) => t,
-        Err(e) => {
-            io.say(&e.message)?;
-            return Ok(EXIT_ERROR);
-        }
+        Err(e) => return refuse(io, args, &e.message),
     };
     // SPEC §9.8: the CLI's override is taken as given, not clamped like a tool's.
-    if timeout > 0 {
-        target.agent.timeout = timeout as u64;
+    if let Some(t) = args.timeout {
+        target.agent.timeout = t;
     }
-    io.say(&format!(
-        "Dispatching to '{name}' ({})...",
-        target.agent.directory.display()
-    ))?;
-    io.say(&format!("Task: {}", args.task))?;
-    io.say("---")?;
+    if !args.json {
+        io.say(&format!(
+            "Dispatching to '{name}' ({})...",
+            target.agent.directory.display()
+        ))?;
+        io.say(&format!("Task: {}", args.task))?;
+        io.say("---")?;
+    }
     io.out.flush()?;
 
     // Ctrl-C, a closed terminal or SIGTERM must stop the child's whole process group (it runs
@@ -161,15 +184,22 @@ pub fn run(io: &mut Io, args: &TestArgs) -> io::Result<u8> {
         },
     };
     // The run happens on a scoped thread; this one prints its progress lines the moment they
-    // arrive (flushed per line, so a pipe sees progress while the child runs).
-    let (err, err_color) = (&mut *io.err, io.err_color);
-    let print = |err: &mut dyn io::Write, line: String| {
-        let _ = writeln!(
-            err,
-            "{}",
-            paint(err_color, Color::Cyan, &format!("  -> {line}"))
-        );
-        let _ = err.flush();
+    // arrive, flushed per line so a pipe sees progress while the child runs: JSON events on
+    // stdout with --json, else arrows on stderr.
+    let (out, err, err_color, as_json) = (&mut *io.out, &mut *io.err, io.err_color, args.json);
+    let mut print = |line: String| {
+        if as_json {
+            let event = serde_json::json!({"event": "progress", "message": line});
+            let _ = writeln!(out, "{event}");
+            let _ = out.flush();
+        } else {
+            let _ = writeln!(
+                err,
+                "{}",
+                paint(err_color, Color::Cyan, &format!("  -> {line}"))
+            );
+            let _ = err.flush();
+        }
     };
     let result = std::thread::scope(|scope| {
         let (terminal, app, dispatch) = (&terminal, &app, &dispatch);
@@ -181,16 +211,28 @@ pub fn run(io: &mut Io, args: &TestArgs) -> io::Result<u8> {
         });
         loop {
             crossbeam_channel::select! {
-                recv(lines_rx) -> line => if let Ok(line) = line { print(err, line) },
+                recv(lines_rx) -> line => if let Ok(line) = line { print(line) },
                 recv(done_rx) -> _ => break,
             }
         }
-        lines_rx.try_iter().for_each(|line| print(err, line));
+        lines_rx.try_iter().for_each(&mut print);
         run.join().unwrap_or_else(|_| {
             DispatchResult::failure(name, ErrorType::CliError, "the run failed unexpectedly")
         })
     });
-    let code = report(io, name, &result)?;
+    let code = if args.json {
+        let code = if result.success { EXIT_OK } else { EXIT_ERROR };
+        if args.stream {
+            let event = serde_json::json!({"event": "result", "result": &result});
+            writeln!(io.out, "{event}")?;
+        } else {
+            print_json(io, &result)?;
+        }
+        code
+    } else {
+        let suggested = journal::suggested_timeout(&path, name);
+        report(io, name, &result, suggested)?
+    };
     Ok(if terminal.cancel.is_tripped() {
         EXIT_INTERRUPTED
     } else {
@@ -201,7 +243,13 @@ pub fn run(io: &mut Io, args: &TestArgs) -> io::Result<u8> {
 /// Exit code after Ctrl-C / SIGTERM / SIGHUP stopped the run (128 + SIGINT, as shells report).
 const EXIT_INTERRUPTED: u8 = 130;
 
-fn report(io: &mut Io, name: &str, r: &DispatchResult) -> io::Result<u8> {
+/// Prints the outcome with a diagnosis; `suggested_timeout` comes from the agent's journal p90.
+fn report(
+    io: &mut Io,
+    name: &str,
+    r: &DispatchResult,
+    suggested_timeout: Option<u64>,
+) -> io::Result<u8> {
     if r.success {
         io.say(&r.result)?;
         if let Some(hint) = &r.hint {
@@ -218,7 +266,7 @@ fn report(io: &mut Io, name: &str, r: &DispatchResult) -> io::Result<u8> {
         return Ok(EXIT_OK);
     }
     let error = r.error.as_deref().unwrap_or("unknown error");
-    io.say_in(Color::Red, &format!("Error: {error}"))?;
+    io.say_in(Color::Red, &one_error_prefix(&format!("Error: {error}")))?;
     match r.error_type {
         Some(ErrorType::Permission) => {
             io.say("")?;
@@ -234,12 +282,18 @@ fn report(io: &mut Io, name: &str, r: &DispatchResult) -> io::Result<u8> {
         Some(ErrorType::Timeout) => {
             io.say("")?;
             io.say_in(Color::Yellow, "Diagnosis: timeout")?;
+            let n = suggested_timeout.unwrap_or(600);
             io.say(&format!(
-                "  agent-dispatch test {name} --timeout 600    # one-off"
+                "  agent-dispatch test {name} --timeout {n}    # one-off"
             ))?;
             io.say(&format!(
-                "  agent-dispatch update {name} --timeout 600  # permanent"
+                "  agent-dispatch update {name} --timeout {n}  # permanent"
             ))?;
+            if suggested_timeout.is_some() {
+                io.say(&format!(
+                    "  ({n}s is 50% over the p90 of this agent's recorded runs.)"
+                ))?;
+            }
         }
         Some(ErrorType::Budget) => {
             io.say("")?;
@@ -296,7 +350,7 @@ mod tests {
             out_color: color,
             err_color: false,
         };
-        let code = report(&mut io, "p", r).unwrap();
+        let code = report(&mut io, "p", r, None).unwrap();
         (code, String::from_utf8(out).unwrap())
     }
 

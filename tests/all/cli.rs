@@ -35,6 +35,14 @@ fn minimal_path(env: &TestEnv) -> String {
     format!("{}:{}:/bin", env.bin_dir.display(), python_dir.display())
 }
 
+/// `claude mcp list` output registering the binary `link_self_into_path` put on PATH.
+fn registered_here(env: &TestEnv) -> String {
+    format!(
+        "agent-dispatch: {} serve - ✓ Connected\n",
+        env.bin_dir.join("agent-dispatch").display()
+    )
+}
+
 fn link_self_into_path(env: &TestEnv) {
     std::os::unix::fs::symlink(crate::util::bin(), env.bin_dir.join("agent-dispatch")).unwrap();
 }
@@ -71,7 +79,9 @@ fn version_and_help_for_every_command() {
     let bad = ad(&env, ["frobnicate"]);
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("No such command 'frobnicate'"));
-    assert_eq!(ad(&env, Vec::<&str>::new()).code, 2);
+    // A bare `agent-dispatch` is a request for help.
+    let bare = ad(&env, Vec::<&str>::new());
+    assert_eq!((bare.code, bare.stdout), (0, top.stdout.clone()));
     assert_eq!(ad(&env, ["list", "--bogus"]).code, 2);
 }
 
@@ -499,20 +509,25 @@ fn init_creates_config_and_registers() {
             .contains(&format!("Config already exists: {}", env.config.display()))
     );
     assert!(
-        out.stderr.contains(
-            "Failed to register MCP server: MCP server agent-dispatch already exists in user config"
-        ),
+        out.stderr
+            .contains("agent-dispatch is already registered with Claude Code; kept as it is."),
         "{}",
         out.stderr
     );
-    assert!(
-        out.stdout
-            .contains("You can register manually in ~/.claude/settings.json:")
-    );
-    assert!(out.stdout.contains(&format!(
-        "  \"mcpServers\": {{ \"agent-dispatch\": {json} }}"
-    )));
+    assert!(out.stdout.contains("agent-dispatch init --force"));
     assert_eq!(env.read_config(), "agents: {}\n# mine\n");
+    // Any other failure prints the exact command that registers by hand.
+    let out = run(env
+        .cmd()
+        .env("PATH", minimal_path(&env))
+        .env("FAKE_CLAUDE_MCP_EXIT", "1")
+        .env("FAKE_CLAUDE_MCP_STDERR", "boom\n")
+        .arg("init"));
+    assert_eq!(out.code, 0);
+    assert!(out.stderr.contains("Failed to register MCP server: boom"));
+    assert!(out.stdout.contains(&format!(
+        "  claude mcp add-json agent-dispatch '{json}' --scope user\n"
+    )));
 }
 
 #[test]
@@ -543,7 +558,9 @@ fn doctor_reports_and_exits_by_issues() {
     link_self_into_path(&env);
     let doctor = |extra: &[(&str, &str)]| {
         let mut c = env.cmd();
-        c.env("PATH", minimal_path(&env)).arg("doctor");
+        c.env("PATH", minimal_path(&env))
+            .env("FAKE_CLAUDE_MCP_LIST", registered_here(&env))
+            .arg("doctor");
         for (k, v) in extra {
             c.env(k, v);
         }
@@ -637,6 +654,7 @@ fn doctor_and_init_do_not_wait_for_a_grandchild_holding_stdout() {
         let mut c = env.cmd();
         c.env("PATH", minimal_path(&env))
             .env("FAKE_CLAUDE_MCP_GRANDCHILD", "8")
+            .env("FAKE_CLAUDE_MCP_LIST", registered_here(&env))
             .args(args);
         for (k, v) in extra {
             c.env(k, v);

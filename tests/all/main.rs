@@ -17,4 +17,6 @@ mod faults;
 mod jobs;
 mod mcp;
 mod mcp_jobs;
+mod ops;
+mod ops_cli;
 mod runner;

@@ -162,9 +162,11 @@ fn permission_error_carries_hint_and_diagnosis() {
         r#"{"stdout_raw": "", "stderr": "Error: permission denied for tool Bash\n", "exit": 1}"#;
     let out = test_cmd(&env, step, &[]);
     assert_eq!(out.code, 1);
-    assert!(out.stdout.contains(
-        "Error: Error: permission denied for tool Bash\n\nHint: Agent 'proj' was denied"
-    ));
+    assert!(
+        out.stdout.contains(
+            "---\nError: permission denied for tool Bash\n\nHint: Agent 'proj' was denied"
+        )
+    );
     assert!(out.stdout.contains("Diagnosis: permission error"));
     assert!(
         out.stdout

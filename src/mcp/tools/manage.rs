@@ -11,6 +11,7 @@ use crate::app::Observer;
 use crate::backend::Backend;
 use crate::config::{self, AgentConfig, AgentPatch};
 use crate::detect;
+use crate::journal;
 use crate::pyfmt;
 
 fn exists(p: &Path) -> bool {
@@ -36,6 +37,28 @@ fn insert_tools(obj: &mut Map<String, Value>, agent: &AgentConfig) {
     }
     if let Some(tools) = &agent.disallowed_tools {
         obj.insert("disallowed_tools".into(), json!(tools));
+    }
+    if !agent.capabilities.is_empty() {
+        obj.insert("capabilities".into(), json!(agent.capabilities));
+    }
+    if !agent.risky_capabilities.is_empty() {
+        obj.insert("risky_capabilities".into(), json!(agent.risky_capabilities));
+    }
+}
+
+/// `typical` (median and p90 seconds, median cost) once the journal holds 3 runs of the agent;
+/// memoised on the journal's size and mtime, so discovery stays cheap.
+fn insert_typical(
+    obj: &mut Map<String, Value>,
+    ctx: &ToolCtx,
+    settings: &config::Settings,
+    name: &str,
+) {
+    if !settings.usage_log {
+        return;
+    }
+    if let Some(t) = journal::typical(ctx.app().config_path(), name) {
+        obj.insert("typical".into(), json!(t));
     }
 }
 
@@ -86,6 +109,7 @@ pub fn list_agents(ctx: &ToolCtx, _args: &Args) -> ToolResult {
             }
         }
         insert_tools(&mut obj, agent);
+        insert_typical(&mut obj, ctx, &config.settings, name);
         out.push(Value::Object(obj));
     }
     ctx.log(&format!("Found {} configured agents", out.len()));
@@ -110,6 +134,10 @@ pub fn inspect_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
         obj.insert("max_budget_usd".into(), json!(budget));
     }
     insert_tools(&mut obj, &agent);
+    if let Some(instructions) = agent.instructions() {
+        obj.insert("instructions".into(), json!(instructions));
+    }
+    insert_typical(&mut obj, ctx, &config.settings, &name);
     match detect::directory_health(dir) {
         Err(_) => {
             obj.insert("healthy".into(), json!("UNREADABLE"));
