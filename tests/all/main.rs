@@ -12,6 +12,7 @@
 mod util;
 
 mod cli;
+mod fakes;
 mod faults;
 mod jobs;
 mod mcp;
