@@ -13,6 +13,7 @@ mod util;
 
 mod agentmodel;
 mod cli;
+mod fakes;
 mod faults;
 mod jobs;
 mod mcp;
