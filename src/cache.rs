@@ -183,7 +183,11 @@ impl Cache {
 /// SPEC §12 item 15: a result with denied tools or over budget is an answer the caller will want
 /// to retry after fixing permissions or the budget, so it is not stored.
 pub fn is_cacheable(r: &DispatchResult) -> bool {
-    r.success && r.denied_tools.as_ref().is_none_or(Vec::is_empty) && !r.budget_exceeded
+    r.success
+        && r.denied_tools.as_ref().is_none_or(Vec::is_empty)
+        && !r.budget_exceeded
+        // An agent that says it did not finish must be asked again, not answered from memory.
+        && r.outcome.is_none_or(|o| !o.is_unfinished())
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod limiter;
 pub mod log;
 pub mod mcp;
 pub mod process;
+pub mod protocol;
 pub mod pyfmt;
 pub mod registry;
 pub mod result;

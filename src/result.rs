@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::protocol::Outcome;
+
 /// Why a dispatch failed. The wire strings come from here and nowhere else.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -18,6 +20,9 @@ pub enum ErrorType {
     Budget,
     /// The run was cancelled by the caller (MCP cancellation or `dispatch_cancel`).
     Cancelled,
+    /// The account's session or rate limit: every agent shares it, so another agent will not
+    /// help; it clears at a stated time.
+    UsageLimit,
 }
 
 impl ErrorType {
@@ -30,6 +35,7 @@ impl ErrorType {
             ErrorType::CliError => "cli_error",
             ErrorType::Budget => "budget",
             ErrorType::Cancelled => "cancelled",
+            ErrorType::UsageLimit => "usage_limit",
         }
     }
 }
@@ -67,6 +73,10 @@ pub struct DispatchResult {
     /// Set when the CLI stopped at the budget cap or reported a cost above it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub budget_exceeded: bool,
+    /// The agent's own verdict from its final `STATUS:` line (the dispatch protocol asks for
+    /// one); never changes `success`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
     /// Token counts, from a CLI that reports tokens rather than a cost (Codex, Gemini).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<TokenUsage>,

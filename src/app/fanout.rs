@@ -112,7 +112,12 @@ fn aggregate_context(replies: &[Reply]) -> String {
                 ),
                 Reply::Ref(r) => given(&r.error).unwrap_or_default(),
             };
-            let status = if reply.success() { "OK" } else { "FAILED" };
+            // The aggregator must know which answers their own agents call unfinished.
+            let status = match (reply.success(), reply.outcome()) {
+                (false, _) => "FAILED",
+                (true, Some(o)) if o.is_unfinished() => &*o.as_str().to_uppercase(),
+                (true, _) => "OK",
+            };
             format!("## Agent: {} [{status}]\n{body}", reply.agent())
         })
         .collect();

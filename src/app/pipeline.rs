@@ -17,6 +17,7 @@ use crate::claude::{DispatchRequest, Hooks, OutputMode};
 use crate::config::{AgentConfig, Settings};
 use crate::journal::Entry;
 use crate::limiter::Permit;
+use crate::protocol::Outcome;
 use crate::result::{DispatchResult, ErrorType};
 use crate::text::first_chars;
 
@@ -148,7 +149,8 @@ fn fingerprint(agent: &AgentConfig, s: &Settings) -> String {
         s.default_max_budget_usd,
         s.default_permission_mode,
         s.default_allowed_tools,
-        s.default_disallowed_tools
+        s.default_disallowed_tools,
+        s.dispatch_protocol
     ])
     .to_string()
 }
@@ -168,7 +170,7 @@ pub fn run(app: &App, d: &Dispatch, obs: &dyn Observer) -> Ran {
             "Cache hit for {} — returning cached result",
             d.target.name
         ));
-        let entry = Entry::from_result(&hit, d.ask.caller.as_deref(), true);
+        let entry = journal_entry(&hit, d.ask.caller.as_deref(), true);
         app.record(&d.target.settings, &entry);
         return Ran {
             result: hit,
@@ -251,10 +253,14 @@ pub fn child(
 ) -> DispatchResult {
     let started = std::time::Instant::now();
     let result = crate::backend::run(permit, app.run_env(), req, mode, hooks);
-    let entry = Entry::from_result(&result, req.ask.caller.as_deref(), false)
-        .with_wall_time(started.elapsed());
+    let entry =
+        journal_entry(&result, req.ask.caller.as_deref(), false).with_wall_time(started.elapsed());
     app.record(&req.settings, &entry);
     result
+}
+
+fn journal_entry(result: &DispatchResult, caller: Option<&str>, cached: bool) -> Entry {
+    Entry::from_result(result, caller, cached).with_outcome(result.outcome.map(Outcome::as_str))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -311,6 +317,8 @@ pub struct RefPayload {
     pub budget_exceeded: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parsed_result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub cached: bool,
 }
@@ -335,6 +343,7 @@ impl RefPayload {
             hint: r.hint.clone(),
             budget_exceeded: r.budget_exceeded,
             parsed_result: r.parsed_result.clone(),
+            outcome: r.outcome,
             cached: false,
         }
     }
@@ -352,6 +361,13 @@ impl Reply {
         match self {
             Reply::Full(f) => f.result.success,
             Reply::Ref(r) => r.success,
+        }
+    }
+
+    pub fn outcome(&self) -> Option<Outcome> {
+        match self {
+            Reply::Full(f) => f.result.outcome,
+            Reply::Ref(r) => r.outcome,
         }
     }
 }

@@ -276,7 +276,13 @@ mod tests {
         ]);
         let r = e.finish(1, "");
         assert!(!r.success);
-        assert_eq!(r.error.as_deref(), Some("rate limit exceeded"));
+        // The account's limit, with the advice that goes with it.
+        assert_eq!(r.error_type, Some(ErrorType::UsageLimit));
+        assert!(
+            r.error
+                .unwrap_or_default()
+                .starts_with("rate limit exceeded\n\nHint:")
+        );
         assert_eq!(r.session_id.as_deref(), Some("t-2"));
     }
 

@@ -120,14 +120,12 @@ pub(super) fn stderr_tail(stderr: &str, max: usize) -> String {
 }
 
 /// A failure classified from its text (permission words → `permission`), keeping the session.
-pub(super) fn failure(agent: &str, error: String, session: Option<String>) -> DispatchResult {
+pub(super) fn failure(agent: &str, mut error: String, session: Option<String>) -> DispatchResult {
     let kind = output::classify(&error);
-    let mut r = DispatchResult::failure(agent, kind, error);
-    if kind == ErrorType::Permission
-        && let Some(e) = r.error.as_mut()
-    {
-        e.push_str(&output::permission_hint(agent));
+    if let Some(hint) = output::classification_hint(agent, kind, &error) {
+        error.push_str(&hint);
     }
+    let mut r = DispatchResult::failure(agent, kind, error);
     r.session_id = session;
     r
 }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::claude::{DispatchRequest, Hooks, OutputMode};
 use crate::config::{AgentConfig, Settings};
 use crate::limiter::Permit;
+use crate::protocol;
 use crate::result::{DispatchResult, ErrorType};
 use crate::runenv::{DEPTH_VAR, RunEnv};
 
@@ -103,6 +104,9 @@ pub struct Launch<'a> {
     /// The prompt (task, context, caller, goal, format footer).
     pub prompt: String,
     pub timeout_secs: u64,
+    /// The dispatch protocol and the agent's instructions, for a CLI that takes a system prompt
+    /// of its own (claude's `--append-system-prompt`); the others get it inside `prompt`.
+    pub system_prompt: Option<String>,
     /// A new uuid for a fresh run's session, chosen here so a run that times out can still be
     /// resumed (SPEC §5.3); ignored by a CLI that picks its own.
     pub fresh_id: String,
@@ -184,16 +188,60 @@ pub fn run(
     if let Some(why) = cli.unsupported(&req.agent) {
         return DispatchResult::failure(name, ErrorType::CliError, why);
     }
+    let timeout_secs = crate::claude::effective_timeout(&req.agent, &req.settings);
+    let json_reply = req.ask.response_format.is_json();
+    let system_prompt = protocol::system_prompt(
+        name,
+        &req.agent,
+        &req.settings,
+        timeout_secs,
+        req.ask.caller.as_deref(),
+        json_reply,
+    );
+    let mut prompt = crate::claude::argv::build_prompt(&req.ask);
+    let system_prompt = match (cli.backend(), system_prompt) {
+        (Backend::Claude, s) => s,
+        // No system-prompt flag in these CLIs: the protocol leads the prompt instead.
+        (_, Some(s)) => {
+            prompt = format!("{s}\n\n## Your task\n{prompt}");
+            None
+        }
+        (_, None) => None,
+    };
     let launch = Launch {
         program: &program,
         req,
         mode,
         child_depth: (depth + 1).to_string(),
-        prompt: crate::claude::argv::build_prompt(&req.ask),
-        timeout_secs: crate::claude::effective_timeout(&req.agent, &req.settings),
+        prompt,
+        timeout_secs,
+        system_prompt,
         fresh_id: uuid::Uuid::new_v4().to_string(),
     };
-    cli.run(&launch, hooks)
+    let mut result = cli.run(&launch, hooks);
+    lift_outcome(&mut result, json_reply);
+    result
+}
+
+/// Moves a successful answer's final `STATUS:` line into `outcome` (before a JSON answer is
+/// parsed, so the line cannot spoil it), with the hint an unfinished outcome carries.
+fn lift_outcome(r: &mut DispatchResult, json_reply: bool) {
+    if !r.success {
+        return;
+    }
+    let (text, outcome) = protocol::split_outcome(&r.result);
+    let Some(outcome) = outcome else { return };
+    r.result = text;
+    r.outcome = Some(outcome);
+    if json_reply && r.parsed_result.is_none() {
+        r.parsed_result = crate::claude::output::parse_structured(&r.result);
+    }
+    if let Some(hint) = protocol::outcome_hint(&r.agent, outcome, r.session_id.as_deref()) {
+        r.hint = Some(match r.hint.take() {
+            Some(h) => format!("{h} {hint}"),
+            None => hint,
+        });
+    }
 }
 
 /// The backend's program: `settings.backends.<name>.command` (a path, or a name looked up on

@@ -104,6 +104,13 @@ impl ClaudeArgs {
     pub fn has_session_id(&self) -> bool {
         self.session_id_at.is_some()
     }
+
+    /// `--append-system-prompt TEXT` at the end (after the `--session-id` pair, whose index is
+    /// kept). The text is ours and starts with `## `, never with `-`.
+    pub fn append_system_prompt(&mut self, text: &str) {
+        self.args.push("--append-system-prompt".into());
+        self.args.push(text.to_string());
+    }
 }
 
 /// The effective budget: the agent's when truthy, else the settings default when truthy.

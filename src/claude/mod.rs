@@ -82,13 +82,18 @@ impl Claude {
 
     fn claude_args(launch: &Launch<'_>) -> Result<ClaudeArgs, argv::ArgvError> {
         let req = launch.req;
-        argv::build_args(
+        let mut args = argv::build_args(
             &launch.prompt,
             &Self::session(launch),
             &req.agent,
             &req.settings,
             launch.mode,
-        )
+        )?;
+        // On resumes too: the CLI does not keep an appended system prompt in the session.
+        if let Some(system) = &launch.system_prompt {
+            args.append_system_prompt(system);
+        }
+        Ok(args)
     }
 }
 

@@ -51,14 +51,56 @@ const MAX_ERROR_CHARS: usize = 300;
 /// SPEC §5.6: stream progress text is cut to this many characters.
 pub const MAX_PROGRESS_CHARS: usize = 500;
 
-/// SPEC §5.7: `permission` when the text mentions a known refusal, else `cli_error`.
+/// The account's session or rate limit (0.16.0's list), checked before the permission words.
+const USAGE_LIMIT_MARKERS: &[&str] = &[
+    "session limit",
+    "usage limit",
+    "rate limit",
+    "rate_limit",
+    "too many requests",
+    "quota exceeded",
+];
+
+/// SPEC §5.7 plus 0.16.0: `usage_limit` for the account's limit, `permission` when the text
+/// mentions a known refusal, else `cli_error`.
 pub fn classify(text: &str) -> ErrorType {
     let lower = text.to_lowercase();
-    if PERMISSION_MARKERS.iter().any(|m| lower.contains(m)) {
+    if USAGE_LIMIT_MARKERS.iter().any(|m| lower.contains(m)) {
+        ErrorType::UsageLimit
+    } else if PERMISSION_MARKERS.iter().any(|m| lower.contains(m)) {
         ErrorType::Permission
     } else {
         ErrorType::CliError
     }
+}
+
+/// The advice appended to an error of a text-classified kind (`None` when it has none).
+pub fn classification_hint(agent: &str, kind: ErrorType, text: &str) -> Option<String> {
+    match kind {
+        ErrorType::Permission => Some(permission_hint(agent)),
+        ErrorType::UsageLimit => Some(usage_limit_hint(text)),
+        _ => None,
+    }
+}
+
+/// An account-wide limit: when it resets, and why another agent will not help.
+pub fn usage_limit_hint(text: &str) -> String {
+    let lower = text.to_lowercase();
+    let when = lower
+        .find("reset")
+        .map(|at| {
+            let rest = &text[at..];
+            let rest = rest.split_once(char::is_whitespace).map_or("", |(_, r)| r);
+            let rest = rest.strip_prefix("at ").unwrap_or(rest);
+            let end = rest.find(['\n', '.']).unwrap_or(rest.len());
+            first_chars(rest[..end].trim(), 40).to_string()
+        })
+        .filter(|w| !w.is_empty())
+        .map(|w| format!(" It resets {w}."))
+        .unwrap_or_default();
+    format!(
+        "\n\nHint: this is the account's usage limit, not this agent's.{when} Every agent shares it, so dispatching another agent (or retrying now) fails the same way: wait for the reset, or lower settings.max_concurrency."
+    )
 }
 
 /// SPEC §5.5: stderr of a CLI that does not know `--session-id`.
@@ -304,8 +346,8 @@ pub fn from_result_object(
             } else {
                 classify(&error)
             };
-            if kind == ErrorType::Permission {
-                error.push_str(&permission_hint(ctx.agent));
+            if let Some(hint) = classification_hint(ctx.agent, kind, &error) {
+                error.push_str(&hint);
             }
             r.error = Some(error);
             r.error_type = Some(kind);
@@ -381,8 +423,8 @@ fn classified_failure(
     session_id: Option<&str>,
 ) -> DispatchResult {
     let kind = classify(&error);
-    if kind == ErrorType::Permission {
-        error.push_str(&permission_hint(agent));
+    if let Some(hint) = classification_hint(agent, kind, &error) {
+        error.push_str(&hint);
     }
     let mut r = DispatchResult::failure(agent, kind, error);
     r.result = result;
@@ -525,6 +567,17 @@ fn as_count(v: &Value) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_accounts_limit_is_its_own_kind_with_the_reset_time() {
+        let text = "You've hit your session limit · resets 6pm (Asia/Almaty)";
+        assert_eq!(classify(text), ErrorType::UsageLimit);
+        let hint = usage_limit_hint(text);
+        assert!(hint.contains("It resets 6pm (Asia/Almaty)."), "{hint}");
+        assert!(hint.contains("another agent"), "{hint}");
+        assert_eq!(classify("429 Too Many Requests"), ErrorType::UsageLimit);
+        assert_eq!(classify("Permission denied"), ErrorType::Permission);
+    }
     use serde_json::json;
 
     const SAMPLE_JSON: &str = include_str!("../../fixtures/samples/print-json-error.json");

@@ -226,6 +226,9 @@ pub fn summary(job: &Job) -> Value {
         if let Some(c) = r.cost_usd {
             m.insert("cost_usd".into(), json!(c));
         }
+        if let Some(o) = r.outcome {
+            m.insert("outcome".into(), json!(o));
+        }
     }
     let last = job.progress.as_ref().and_then(|p| p.last());
     if let (Status::Running, Some(last)) = (job.status, last) {

@@ -12,6 +12,7 @@
 mod util;
 
 mod agentmodel;
+mod backends;
 mod cli;
 mod fakes;
 mod faults;
