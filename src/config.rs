@@ -99,6 +99,14 @@ pub struct AgentConfig {
         deserialize_with = "lenient::string"
     )]
     pub instructions: String,
+    /// The ssh destination the agent runs on (`box`, `user@box`, `ssh://user@box:2222`); then
+    /// `directory` is a path on that host, never resolved here. `None`: a local agent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_string"
+    )]
+    pub host: Option<String>,
 }
 
 fn default_agent_timeout() -> u64 {
@@ -120,7 +128,16 @@ impl AgentConfig {
             capabilities: Vec::new(),
             risky_capabilities: Vec::new(),
             instructions: String::new(),
+            host: None,
         }
+    }
+
+    /// The ssh destination of a remote agent; `None` (also for a blank `host:`) runs it here.
+    pub fn remote_host(&self) -> Option<&str> {
+        self.host
+            .as_deref()
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
     }
 
     /// The standing instructions, `None` when there are none worth sending (blank text).
@@ -216,6 +233,14 @@ pub struct Settings {
         deserialize_with = "lenient::bool_default_true"
     )]
     pub usage_log: bool,
+    /// The ssh program and its extra options for remote agents, split on whitespace (`ssh -F
+    /// ~/.ssh/work_config`); `AGENT_DISPATCH_SSH_COMMAND` overrides it. Default `ssh`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_string"
+    )]
+    pub ssh_command: Option<String>,
 }
 
 /// `settings.backends.<name>`.
@@ -245,6 +270,7 @@ impl Default for Settings {
             backends: BTreeMap::new(),
             dispatch_protocol: true,
             usage_log: true,
+            ssh_command: None,
         }
     }
 }
@@ -478,7 +504,12 @@ impl Config {
     /// empty document is the default config.
     pub fn load(path: &Path) -> Result<Config, Error> {
         let mut config = Config::load_as_written(path)?;
-        for (_, agent) in config.agents.0.iter_mut() {
+        for (_, agent) in config
+            .agents
+            .0
+            .iter_mut()
+            .filter(|(_, a)| a.remote_host().is_none())
+        {
             agent.directory = resolve_path(&agent.directory);
         }
         Ok(config)

@@ -26,6 +26,7 @@ pub mod process;
 pub mod protocol;
 pub mod pyfmt;
 pub mod registry;
+pub mod remote;
 pub mod result;
 pub mod runenv;
 pub mod signals;

@@ -80,6 +80,11 @@ pub struct Finished {
     pub stderr: String,
 }
 
+/// Run once just before the group is killed by a timeout, a cancel or a drop (never after the
+/// child exited on its own), with the stderr read so far. The remote runner uses it to stop the
+/// process group on the far side of an `ssh` child before the local `ssh` dies.
+pub type KillHook = Box<dyn FnOnce(&str) + Send>;
+
 /// A child process in its own process group. Dropping it kills and reaps the group.
 pub struct Supervised {
     child: Child,
@@ -90,6 +95,7 @@ pub struct Supervised {
     /// Lines from the stdout reader; disconnected once both readers have finished.
     events: Receiver<Vec<u8>>,
     readers: Vec<thread::JoinHandle<()>>,
+    on_kill: Option<KillHook>,
 }
 
 impl Supervised {
@@ -127,6 +133,7 @@ impl Supervised {
             stderr: Arc::new(Mutex::new(Tail::default())),
             events: crossbeam_channel::never(),
             readers: Vec::with_capacity(2),
+            on_kill: None,
         };
         // From here on, an early return drops `sup`, which kills and reaps the child.
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -151,6 +158,22 @@ impl Supervised {
         }
         drop(tx);
         Ok(sup)
+    }
+
+    /// Sets the hook run before a kill (see `KillHook`).
+    pub fn set_on_kill(&mut self, hook: KillHook) {
+        self.on_kill = Some(hook);
+    }
+
+    fn run_on_kill(&mut self) {
+        if let Some(hook) = self.on_kill.take() {
+            let stderr = self
+                .stderr
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .text();
+            hook(&stderr);
+        }
     }
 
     /// The child's pid, which is also its process-group id.
@@ -217,6 +240,9 @@ impl Supervised {
                 break Outcome::Exited;
             }
         };
+        if outcome != Outcome::Exited {
+            self.run_on_kill();
+        }
         if outcome != Outcome::Exited || self.reaped.is_none() {
             self.kill_group();
         }
@@ -302,6 +328,7 @@ impl Supervised {
 impl Drop for Supervised {
     fn drop(&mut self) {
         if self.reaped.is_none() {
+            self.run_on_kill();
             self.kill_group();
         }
     }

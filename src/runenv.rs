@@ -16,6 +16,12 @@ pub struct RunEnv {
     /// Our own depth: `Err` with the reason when `AGENT_DISPATCH_DEPTH` is malformed, which
     /// refuses every dispatch (fail closed: a garbled depth must not reset a loop's count).
     pub depth: Result<u32, String>,
+    /// `AGENT_DISPATCH_SSH_COMMAND`: the ssh program and options for remote agents, overriding
+    /// `settings.ssh_command` as `GIT_SSH_COMMAND` does for git.
+    pub ssh_command: Option<String>,
+    /// Where remote agents' ControlMaster sockets live (`ssh/` next to the config; the `App`
+    /// fills it in); `None` runs ssh without connection sharing.
+    pub ssh_control_dir: Option<PathBuf>,
 }
 
 impl RunEnv {
@@ -23,6 +29,10 @@ impl RunEnv {
         RunEnv {
             path: std::env::var_os("PATH"),
             depth: parse_depth(std::env::var_os(DEPTH_VAR).as_deref()),
+            ssh_command: std::env::var("AGENT_DISPATCH_SSH_COMMAND")
+                .ok()
+                .filter(|c| !c.trim().is_empty()),
+            ssh_control_dir: None,
         }
     }
 
@@ -31,6 +41,8 @@ impl RunEnv {
         RunEnv {
             path: Some(path.into()),
             depth: Ok(0),
+            ssh_command: None,
+            ssh_control_dir: None,
         }
     }
 

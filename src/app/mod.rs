@@ -58,7 +58,10 @@ impl App {
     /// An application over `config_path` whose children inherit `run_env`. Reads the config
     /// once for the start-up settings (limiter size, cache shape); a broken file is reported
     /// by the first call that needs it, not here.
-    pub fn new(config_path: PathBuf, run_env: RunEnv) -> App {
+    pub fn new(config_path: PathBuf, mut run_env: RunEnv) -> App {
+        if run_env.ssh_control_dir.is_none() {
+            run_env.ssh_control_dir = Some(crate::remote::control_dir(&config_path));
+        }
         let app = App {
             limiter: Limiter::new(1),
             cache: Mutex::new(Cache::new(0, 0)),
@@ -166,7 +169,10 @@ impl App {
             return Err(unknown_agent(config, name));
         };
         let mut agent = agent.clone();
-        agent.directory = config::resolve_path(&agent.directory);
+        // A remote agent's directory is a path on its host, resolved there (`~` included).
+        if agent.remote_host().is_none() {
+            agent.directory = config::resolve_path(&agent.directory);
+        }
         let configured = agent.clone();
         if timeout_seconds > 0 {
             agent.timeout = timeout_seconds.clamp(10, 7200) as u64;

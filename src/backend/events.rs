@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::Launch;
 use crate::claude::output::{self, parse_structured};
 use crate::claude::{Hooks, OutputMode};
-use crate::process::{ChildSpec, Outcome, StdoutMode, Supervised};
+use crate::process::{ChildSpec, Outcome, StdoutMode};
 use crate::result::{DispatchResult, ErrorType};
 
 /// What a backend reads out of its CLI's event lines.
@@ -40,7 +40,7 @@ pub(super) fn run_lines(
         cwd: &launch.req.agent.directory,
         env: &env,
     };
-    let child = match Supervised::spawn(&spec, StdoutMode::Lines) {
+    let child = match crate::remote::spawn(launch.remote.as_ref(), &spec, StdoutMode::Lines) {
         Ok(c) => c,
         Err(e) => {
             let kind = match e.kind() {
@@ -72,7 +72,10 @@ pub(super) fn run_lines(
         };
         parser.line(line, &mut forward);
     };
-    let finished = child.wait(deadline, hooks.cancel, &mut on_line);
+    let finished = match child.wait(agent, deadline, hooks.cancel, &mut on_line) {
+        Ok(f) => f,
+        Err(transport) => return *transport,
+    };
     let session = parser.session_id();
     let mut result = match finished.outcome {
         Outcome::Cancelled => stopped(agent, ErrorType::Cancelled, launch, session.as_deref()),

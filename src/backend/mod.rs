@@ -20,6 +20,7 @@ use crate::claude::{DispatchRequest, Hooks, OutputMode};
 use crate::config::{AgentConfig, Settings};
 use crate::limiter::Permit;
 use crate::protocol;
+use crate::remote::Remote;
 use crate::result::{DispatchResult, ErrorType};
 use crate::runenv::{DEPTH_VAR, RunEnv};
 
@@ -110,6 +111,9 @@ pub struct Launch<'a> {
     /// A new uuid for a fresh run's session, chosen here so a run that times out can still be
     /// resumed (SPEC §5.3); ignored by a CLI that picks its own.
     pub fresh_id: String,
+    /// The agent's host, when it has one: the child then runs there over ssh
+    /// (`remote::spawn`), with `program` looked up on that host's PATH.
+    pub remote: Option<Remote>,
 }
 
 impl Launch<'_> {
@@ -174,17 +178,32 @@ pub fn run(
             ),
         );
     }
-    let Some(program) = find_program(env, &req.settings, cli.backend()) else {
-        return DispatchResult::failure(name, ErrorType::NotFound, cli.install_hint());
+    // A remote agent's program and directory are on its host: the remote command checks them
+    // (`remote::shell::run_command`), in the same round trip that starts the CLI.
+    let remote = match req.agent.remote_host() {
+        Some(host) => match Remote::new(host, &req.settings, env) {
+            Ok(r) => Some(r),
+            Err(why) => return DispatchResult::failure(name, ErrorType::CliError, why),
+        },
+        None => None,
     };
-    let dir = &req.agent.directory;
-    if !dir.is_dir() {
-        return DispatchResult::failure(
-            name,
-            ErrorType::NotFound,
-            format!("Directory does not exist: {}", dir.display()),
-        );
-    }
+    let program = match &remote {
+        Some(_) => remote_program(&req.settings, cli.backend()),
+        None => {
+            let Some(program) = find_program(env, &req.settings, cli.backend()) else {
+                return DispatchResult::failure(name, ErrorType::NotFound, cli.install_hint());
+            };
+            let dir = &req.agent.directory;
+            if !dir.is_dir() {
+                return DispatchResult::failure(
+                    name,
+                    ErrorType::NotFound,
+                    format!("Directory does not exist: {}", dir.display()),
+                );
+            }
+            program
+        }
+    };
     if let Some(why) = cli.unsupported(&req.agent) {
         return DispatchResult::failure(name, ErrorType::CliError, why);
     }
@@ -217,6 +236,7 @@ pub fn run(
         timeout_secs,
         system_prompt,
         fresh_id: uuid::Uuid::new_v4().to_string(),
+        remote,
     };
     let mut result = cli.run(&launch, hooks);
     lift_outcome(&mut result, json_reply);
@@ -260,6 +280,18 @@ pub fn find_program(env: &RunEnv, settings: &Settings, backend: Backend) -> Opti
         Some(cmd) => env.find(cmd),
         None => env.find(backend.name()),
     }
+}
+
+/// The program a remote agent runs, as the host's shell will find it: the configured
+/// `settings.backends.<name>.command` as written (`~` expands there), else the CLI's name.
+pub fn remote_program(settings: &Settings, backend: Backend) -> PathBuf {
+    let configured = settings
+        .backends
+        .get(backend.name())
+        .and_then(|b| b.command.as_deref())
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    PathBuf::from(configured.unwrap_or(backend.name()))
 }
 
 /// Refuses a value that would be read as a command-line flag.

@@ -24,7 +24,8 @@ use crate::log;
 use crate::result::{DispatchResult, ErrorType};
 pub use crate::runenv::{DEPTH_VAR, find_on_path};
 
-use crate::process::{ChildSpec, Outcome, StdoutMode, Supervised};
+use crate::process::{ChildSpec, Outcome, StdoutMode};
+use crate::remote::Remote;
 use argv::{ClaudeArgs, SessionArg};
 use output::{Ctx, StreamLine};
 
@@ -148,6 +149,7 @@ impl CodingCli for Claude {
                 depth: &child_depth,
                 timeout_secs,
                 mode,
+                remote: launch.remote.as_ref(),
             };
             match attempt.run(&ctx, &mut hooks) {
                 Ran::Done(result) => return result,
@@ -186,6 +188,8 @@ struct Attempt<'a> {
     depth: &'a str,
     timeout_secs: u64,
     mode: OutputMode,
+    /// Run on this host over ssh instead of here.
+    remote: Option<&'a Remote>,
 }
 
 enum Ran {
@@ -207,7 +211,7 @@ impl Attempt<'_> {
             OutputMode::Json => StdoutMode::Whole,
             OutputMode::Stream => StdoutMode::Lines,
         };
-        let child = match Supervised::spawn(&spec, stdout_mode) {
+        let child = match crate::remote::spawn(self.remote, &spec, stdout_mode) {
             Ok(c) => c,
             Err(e) => return Ran::Done(spawn_failure(ctx.agent, self.claude, &e)),
         };
@@ -233,7 +237,10 @@ impl Attempt<'_> {
             StreamLine::Result(obj) => last_result = Some(obj),
             StreamLine::Ignored => {}
         };
-        let finished = child.wait(deadline, hooks.cancel, &mut on_line);
+        let finished = match child.wait(ctx.agent, deadline, hooks.cancel, &mut on_line) {
+            Ok(f) => f,
+            Err(transport) => return Ran::Done(*transport),
+        };
 
         let killed = finished.outcome != Outcome::Exited;
         let result = match self.mode {

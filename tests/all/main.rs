@@ -21,4 +21,5 @@ mod mcp;
 mod mcp_jobs;
 mod ops;
 mod ops_cli;
+mod remote;
 mod runner;

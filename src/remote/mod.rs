@@ -1,0 +1,419 @@
+//! Remote agents: an agent with `host:` runs its backend's command line on that host through
+//! OpenSSH. This is the one place that knows; it sits below every backend, which builds the same
+//! `ChildSpec` it would run here and calls `remote::spawn` instead of `Supervised::spawn`.
+//!
+//! The local child becomes `ssh [ssh_command options] -o BatchMode=yes -T -o ConnectTimeout=10
+//! -o ControlMaster=auto -o ControlPath=<config dir>/ssh/%C -o ControlPersist=60 -- HOST CMD`
+//! with stdin `/dev/null` (as every child) and the single remote command `CMD` from
+//! `shell::run_command`: `cd DIR`, check the program, print the process-group marker on stderr,
+//! `exec env VARS… PROGRAM ARGS…`, every value single-quoted. Options from `ssh_command` come
+//! first, so they win (ssh keeps the first value it sees for an option).
+//!
+//! - Connection sharing: the first dispatch to a host starts a master that lives 60 s after its
+//!   last use; later dispatches (and the kill below) reuse it and pay no handshake. The socket
+//!   name is ssh's `%C` hash, so the path stays short (Unix sockets allow ~100 bytes); a config
+//!   directory too deep for that runs without sharing rather than failing.
+//! - Kills: on timeout, cancel or drop, before the local `ssh` is killed, the `KillHook` runs
+//!   `kill -TERM -- -PGID`, a grace, then `-KILL`, over the same connection with a short deadline:
+//!   killing only the local `ssh` would leave the remote CLI running, and billing.
+//! - Errors: ssh exits 255 on its own failures. A run that never printed the group marker and
+//!   exited 255 is ssh's failure, classified here (`permission` for a refused key or host key,
+//!   else `not_found`) with ssh's words and a hint; the backend's parser never sees it. The
+//!   script's own markers report a missing directory or program.
+
+pub mod probe;
+pub mod shell;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wait_timeout::ChildExt;
+
+use crate::cancel::Cancel;
+use crate::config::Settings;
+use crate::process::{ChildSpec, Finished, Outcome, StdoutMode, Supervised};
+use crate::result::{DispatchResult, ErrorType};
+use crate::runenv::RunEnv;
+
+/// How long ssh may take to connect before it gives up (exit 255, classified `not_found`).
+pub const CONNECT_TIMEOUT_SECS: u64 = 10;
+/// How long the remote kill may take, connection included, before we stop waiting for it.
+const KILL_DEADLINE: Duration = Duration::from_secs(6);
+/// Longest control socket path we hand ssh: `sun_path` is 104–108 bytes, and ssh appends a
+/// temporary suffix of its own while it creates the socket.
+const MAX_SOCKET_PATH: usize = 90;
+
+/// Where the ControlMaster sockets of the config at `config_path` live: `ssh/` beside it.
+pub fn control_dir(config_path: &Path) -> PathBuf {
+    config_path.parent().unwrap_or(Path::new(".")).join("ssh")
+}
+
+/// How to reach one host: the ssh program and every option, ready for a destination.
+#[derive(Clone, Debug)]
+pub struct Remote {
+    pub host: String,
+    /// Program then options, without `--`, the host or the command.
+    ssh: Vec<String>,
+}
+
+impl Remote {
+    /// The connection for `host` under `settings.ssh_command` (or `AGENT_DISPATCH_SSH_COMMAND`
+    /// from `env`). `Err` for a destination ssh would read as an option.
+    pub fn new(host: &str, settings: &Settings, env: &RunEnv) -> Result<Remote, String> {
+        let host = host.trim();
+        if host.is_empty() || host.starts_with('-') || host.chars().any(char::is_whitespace) {
+            return Err(format!(
+                "Invalid host '{host}': an ssh destination (box, user@box, ssh://user@box:2222) without spaces, not starting with '-'."
+            ));
+        }
+        let line = env
+            .ssh_command
+            .as_deref()
+            .or(settings.ssh_command.as_deref())
+            .filter(|c| !c.trim().is_empty())
+            .unwrap_or("ssh");
+        let mut ssh: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        ssh[0] = crate::config::expand_tilde(Path::new(&ssh[0]))
+            .display()
+            .to_string();
+        for opt in [
+            "BatchMode=yes".to_string(),
+            format!("ConnectTimeout={CONNECT_TIMEOUT_SECS}"),
+            "ServerAliveInterval=15".to_string(),
+        ] {
+            ssh.extend(["-o".to_string(), opt]);
+        }
+        ssh.push("-T".to_string());
+        if let Some(dir) = env.ssh_control_dir.as_deref().and_then(usable_control_dir) {
+            for opt in [
+                "ControlMaster=auto".to_string(),
+                format!("ControlPath={}/%C", dir.display()),
+                "ControlPersist=60".to_string(),
+            ] {
+                ssh.extend(["-o".to_string(), opt]);
+            }
+        }
+        Ok(Remote {
+            host: host.to_string(),
+            ssh,
+        })
+    }
+
+    /// `ssh … -- HOST remote_command`: program and arguments.
+    pub fn command(&self, remote_command: &str) -> (String, Vec<String>) {
+        let mut args: Vec<String> = self.ssh[1..].to_vec();
+        args.extend([
+            "--".to_string(),
+            self.host.clone(),
+            remote_command.to_string(),
+        ]);
+        (self.ssh[0].clone(), args)
+    }
+
+    /// Runs `remote_command` with stdin `/dev/null`, waiting at most `deadline` (then killing
+    /// ssh): exit code (255 for ssh's own failures, -1 when killed) and both outputs.
+    pub fn run_briefly(&self, remote_command: &str, deadline: Duration) -> io::Result<Brief> {
+        let (program, args) = self.command(remote_command);
+        let mut child = Command::new(&program)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()?;
+        // Readers on threads so a chatty remote never blocks on a full pipe while we wait.
+        let out = child.stdout.take().map(read_all);
+        let err = child.stderr.take().map(read_all);
+        let code = match child.wait_timeout(deadline)? {
+            Some(status) => status.code().unwrap_or(-1),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                -1
+            }
+        };
+        let join = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
+            h.and_then(|h| h.join().ok()).unwrap_or_default()
+        };
+        Ok(Brief {
+            code,
+            stdout: join(out),
+            stderr: String::from_utf8_lossy(&join(err)).into_owned(),
+        })
+    }
+}
+
+use std::os::unix::process::CommandExt;
+
+fn read_all<R: io::Read + Send + 'static>(mut r: R) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        buf
+    })
+}
+
+/// The outcome of a short ssh command.
+#[derive(Debug)]
+pub struct Brief {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+/// `dir` created (mode 0700: the sockets grant access to live connections) when a socket path
+/// in it fits; `None` runs without connection sharing.
+fn usable_control_dir(dir: &Path) -> Option<&Path> {
+    use std::os::unix::fs::DirBuilderExt;
+    // `%C` expands to 40 hex digits.
+    if dir.as_os_str().len() + 41 > MAX_SOCKET_PATH {
+        crate::log::warn(&format!(
+            "ssh control directory {} is too long for a socket path; connecting without ControlMaster",
+            dir.display()
+        ));
+        return None;
+    }
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .ok()?;
+    }
+    Some(dir)
+}
+
+/// A backend's child: local, or `ssh` running it on the agent's host.
+pub struct Child {
+    sup: Supervised,
+    remote: Option<RemoteRun>,
+}
+
+struct RemoteRun {
+    host: String,
+    dir: String,
+    program: String,
+}
+
+/// Starts `spec` here (`remote` is `None`) or on `remote`'s host, where `spec.cwd` is the remote
+/// directory and `spec.env` is passed through `env` in the remote command.
+pub fn spawn(remote: Option<&Remote>, spec: &ChildSpec<'_>, mode: StdoutMode) -> io::Result<Child> {
+    let Some(remote) = remote else {
+        return Ok(Child {
+            sup: Supervised::spawn(spec, mode)?,
+            remote: None,
+        });
+    };
+    let dir = spec.cwd.to_string_lossy().into_owned();
+    let program = spec.program.to_string_lossy().into_owned();
+    let cmd = shell::run_command(&dir, &program, spec.args, spec.env);
+    let (ssh, args) = remote.command(&cmd);
+    let local = ChildSpec {
+        program: Path::new(&ssh),
+        args: &args,
+        cwd: Path::new("/"),
+        env: &[],
+    };
+    let mut sup = Supervised::spawn(&local, mode)
+        .map_err(|e| io::Error::new(e.kind(), format!("ssh program '{ssh}': {e}")))?;
+    let killer = remote.clone();
+    sup.set_on_kill(Box::new(move |stderr: &str| {
+        if let (Some(pgid), _, _) = shell::split_stderr(stderr) {
+            let done = killer.run_briefly(&shell::kill_command(pgid), KILL_DEADLINE);
+            if let Err(e) = done {
+                crate::log::warn(&format!(
+                    "could not stop remote process group {pgid} on {}: {e}",
+                    killer.host
+                ));
+            }
+        }
+    }));
+    Ok(Child {
+        sup,
+        remote: Some(RemoteRun {
+            host: remote.host.clone(),
+            dir,
+            program,
+        }),
+    })
+}
+
+impl Child {
+    /// The local child's pid (for a remote run, the `ssh` process).
+    pub fn pid(&self) -> u32 {
+        self.sup.pid()
+    }
+
+    /// `Supervised::wait`, then for a remote run: our markers taken out of stderr, and ssh's
+    /// own failures (and a missing directory or program on the host) returned as `Err` with the
+    /// result to report instead of parsing the output.
+    pub fn wait(
+        self,
+        agent: &str,
+        deadline: Instant,
+        cancel: Option<&Cancel>,
+        on_line: &mut dyn FnMut(&[u8]),
+    ) -> Result<Finished, Box<DispatchResult>> {
+        let mut finished = self.sup.wait(deadline, cancel, on_line);
+        let Some(run) = self.remote else {
+            return Ok(finished);
+        };
+        let (pgid, failure, rest) = shell::split_stderr(&finished.stderr);
+        let ssh_words = std::mem::replace(&mut finished.stderr, rest);
+        if finished.outcome != Outcome::Exited {
+            return Ok(finished);
+        }
+        let fail = |kind, error: String, hint: String| {
+            let mut r = DispatchResult::failure(agent, kind, error);
+            r.hint = Some(hint);
+            Err(Box::new(r))
+        };
+        match failure {
+            Some(shell::NO_DIRECTORY) => {
+                return fail(
+                    ErrorType::NotFound,
+                    format!("Directory does not exist on {}: {}", run.host, run.dir),
+                    format!(
+                        "The directory is a path on {}; fix it with 'agent-dispatch update {agent} --directory DIR'.",
+                        run.host
+                    ),
+                );
+            }
+            Some(_) => {
+                return fail(
+                    ErrorType::NotFound,
+                    format!("'{}' not found on the PATH of {}", run.program, run.host),
+                    format!(
+                        "Install the CLI on {host}, or set settings.backends.<backend>.command to its path there. Note that ssh runs a non-interactive shell: PATH changes made only in an interactive profile do not apply.",
+                        host = run.host
+                    ),
+                );
+            }
+            None => {}
+        }
+        if pgid.is_none() && finished.code == 255 {
+            let (kind, hint) = classify_ssh_failure(&run.host, &ssh_words);
+            let words = crate::text::first_chars(ssh_words.trim(), 1000);
+            return fail(
+                kind,
+                format!("ssh could not run the agent on {}: {words}", run.host),
+                hint,
+            );
+        }
+        Ok(finished)
+    }
+}
+
+/// `permission` for a refused key or host key, else `not_found` (down, unknown, unreachable),
+/// each with what to try.
+pub fn classify_ssh_failure(host: &str, stderr: &str) -> (ErrorType, String) {
+    let lower = stderr.to_ascii_lowercase();
+    let refused = [
+        "permission denied",
+        "host key verification failed",
+        "too many authentication failures",
+        "no supported authentication methods",
+        "remote host identification has changed",
+    ];
+    if refused.iter().any(|w| lower.contains(w)) {
+        (
+            ErrorType::Permission,
+            format!(
+                "Check that 'ssh {host} true' works without any prompt (dispatches run with BatchMode=yes): load the key into ssh-agent or name it in ~/.ssh/config or settings.ssh_command, and accept the host key once by hand."
+            ),
+        )
+    } else {
+        (
+            ErrorType::NotFound,
+            format!(
+                "Check that {host} is up and reachable: 'ssh {host} true' should succeed (connection attempts give up after {CONNECT_TIMEOUT_SECS} s)."
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_failures_are_classified_by_their_words() {
+        let perm = "root@127.0.0.1: Permission denied (publickey,password).\r\n";
+        assert_eq!(classify_ssh_failure("h", perm).0, ErrorType::Permission);
+        let down = "ssh: connect to host 127.0.0.1 port 1: Connection refused\r\n";
+        assert_eq!(classify_ssh_failure("h", down).0, ErrorType::NotFound);
+        let unknown = "ssh: Could not resolve hostname nope: Name or service not known\r\n";
+        assert_eq!(classify_ssh_failure("h", unknown).0, ErrorType::NotFound);
+    }
+
+    #[test]
+    fn destinations_that_read_as_options_are_refused() {
+        let env = RunEnv::with_path("/bin");
+        let s = Settings::default();
+        assert!(Remote::new("-oProxyCommand=x", &s, &env).is_err());
+        assert!(Remote::new("a b", &s, &env).is_err());
+        assert!(Remote::new("", &s, &env).is_err());
+        let r = Remote::new("user@box", &s, &env).unwrap();
+        let (prog, args) = r.command("true");
+        assert_eq!(prog, "ssh");
+        assert_eq!(&args[args.len() - 3..], ["--", "user@box", "true"]);
+        assert!(args.contains(&"BatchMode=yes".to_string()));
+    }
+
+    #[test]
+    fn ssh_command_splits_and_the_environment_wins() {
+        let mut env = RunEnv::with_path("/bin");
+        let settings = Settings {
+            ssh_command: Some("ssh -F /dev/null".to_string()),
+            ..Settings::default()
+        };
+        let (_, args) = Remote::new("b", &settings, &env).unwrap().command("x");
+        assert_eq!(&args[..2], ["-F", "/dev/null"]);
+        env.ssh_command = Some("/opt/ssh -p 2222".to_string());
+        let (prog, args) = Remote::new("b", &settings, &env).unwrap().command("x");
+        assert_eq!(
+            (prog.as_str(), &args[..2]),
+            ("/opt/ssh", &["-p".to_string(), "2222".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn a_control_path_too_long_for_a_socket_disables_sharing() {
+        let mut env = RunEnv::with_path("/bin");
+        env.ssh_control_dir = Some(PathBuf::from(format!("/tmp/{}", "d".repeat(80))));
+        let (_, args) = Remote::new("b", &Settings::default(), &env)
+            .unwrap()
+            .command("x");
+        assert!(!args.iter().any(|a| a.starts_with("ControlPath")));
+    }
+
+    #[test]
+    fn the_kill_hook_runs_before_a_timeout_kill_and_not_after_an_exit() {
+        use std::sync::{Arc, Mutex};
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+        for (script, deadline) in [
+            ("echo marker >&2; sleep 30", Duration::from_millis(300)),
+            ("echo marker >&2", Duration::from_secs(30)),
+        ] {
+            let args = vec!["-c".to_string(), script.to_string()];
+            let spec = ChildSpec {
+                program: Path::new("/bin/sh"),
+                args: &args,
+                cwd: Path::new("/"),
+                env: &[],
+            };
+            let mut sup = Supervised::spawn(&spec, StdoutMode::Whole).unwrap();
+            let sink = Arc::clone(&seen);
+            sup.set_on_kill(Box::new(move |stderr| {
+                sink.lock().unwrap().push(stderr.to_string())
+            }));
+            // Let the marker reach the reader before the deadline in the first case.
+            let f = sup.wait(Instant::now() + deadline, None, &mut |_| {});
+            assert!(f.stderr.contains("marker"));
+        }
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+    }
+}

@@ -1,0 +1,374 @@
+//! Remote agents against a real OpenSSH server on 127.0.0.1 that each test starts and stops
+//! itself: a throwaway host key and user key in the test's temporary directory, an sshd_config
+//! pointing only there, `sshd -D` as the test's child (killed on drop). The "remote" project is
+//! a temporary directory and the remote `claude` is `fixtures/fake-claude`, found through the
+//! PATH the test's sshd gives its sessions (`SetEnv PATH=…`: ssh does not forward ours). The
+//! fake reads its step from `.fake-claude-step.json` in the project and logs each run (argv,
+//! cwd, depth, pid, grandchild pid) to `.fake-claude-log.jsonl` there, which is how these tests
+//! see what reached the far side. Needs `/usr/sbin/sshd` (installed by `.ci/run`).
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::util::mcp::McpClient;
+use crate::util::{TestEnv, fake_claude, pid_alive, wait_until};
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// One sshd on 127.0.0.1 with its keys; killed on drop.
+struct Sshd {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+    key: PathBuf,
+}
+
+fn keygen(path: &Path) {
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .status()
+        .expect("ssh-keygen");
+    assert!(st.success());
+}
+
+impl Sshd {
+    fn start(root: &Path) -> Sshd {
+        assert!(
+            Path::new(SSHD).exists(),
+            "{SSHD} missing: apt-get install -y openssh-server (.ci/run does)"
+        );
+        // Privilege separation needs this directory; a fresh container lacks it.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let dir = root.join("sshd");
+        let rbin = dir.join("rbin");
+        std::fs::create_dir_all(&rbin).unwrap();
+        std::os::unix::fs::symlink(fake_claude(), rbin.join("claude")).unwrap();
+        let (host_key, key) = (dir.join("host_key"), dir.join("user_key"));
+        keygen(&host_key);
+        keygen(&key);
+        std::fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let python = Command::new("sh")
+            .args(["-c", "command -v python3"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        let python_dir = Path::new(&python)
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "/usr/bin".to_string());
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "ListenAddress 127.0.0.1\nPort {port}\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
+                 PidFile {pid}\nStrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nLogLevel ERROR\n\
+                 SetEnv PATH={rbin}:{python_dir}:/usr/local/bin:/usr/bin:/bin\n",
+                hk = host_key.display(),
+                ak = dir.join("authorized_keys").display(),
+                pid = dir.join("sshd.pid").display(),
+                rbin = rbin.display(),
+            ),
+        )
+        .unwrap();
+        let child = Command::new(SSHD)
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sshd");
+        let sshd = Sshd {
+            child,
+            port,
+            dir,
+            key,
+        };
+        assert!(
+            wait_until(Duration::from_secs(30), || TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "sshd did not listen on {port}"
+        );
+        sshd
+    }
+
+    /// The ssh command line for `settings.ssh_command`, with `key` as the identity.
+    fn ssh_command_with(&self, key: &Path, port: u16) -> String {
+        format!(
+            "ssh -F /dev/null -i {} -p {port} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+            key.display()
+        )
+    }
+
+    fn ssh_command(&self) -> String {
+        self.ssh_command_with(&self.key, self.port)
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A test world: the environment, its sshd, a remote project `far` (on 127.0.0.1 over ssh) and
+/// a local project `near`.
+struct World {
+    env: TestEnv,
+    sshd: Sshd,
+    far: PathBuf,
+}
+
+fn world(name: &str, far_extra: &str, settings_extra: &str) -> World {
+    let env = TestEnv::new(name);
+    let sshd = Sshd::start(&env.root);
+    let far = env.project("far");
+    let near = env.project("near");
+    let world = World { env, sshd, far };
+    world.env.write_config(&format!(
+        "agents:\n  far:\n    directory: {}\n    host: 127.0.0.1\n{far_extra}  near:\n    directory: {}\nsettings:\n  ssh_command: {}\n{settings_extra}",
+        world.far.display(),
+        near.display(),
+        world.sshd.ssh_command(),
+    ));
+    world
+}
+
+impl World {
+    /// The step the remote fake plays (it cannot see our environment, only its directory).
+    fn remote_step(&self, step: Value) {
+        std::fs::write(self.far.join(".fake-claude-step.json"), step.to_string()).unwrap();
+    }
+
+    fn remote_runs(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.far.join(".fake-claude-log.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    fn client(&self) -> McpClient {
+        let mut c = McpClient::start(&self.env);
+        c.initialize("2025-11-25");
+        c
+    }
+}
+
+fn argv(run: &Value) -> Vec<String> {
+    run["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Waits until the remote run's process and its grandchild are gone.
+fn assert_remote_tree_gone(run: &Value) {
+    let pid = run["pid"].as_i64().expect("pid logged");
+    assert!(
+        wait_until(Duration::from_secs(30), || !pid_alive(pid)),
+        "remote claude {pid} survived"
+    );
+    if let Some(gc) = run["grandchild_pid"].as_i64() {
+        assert!(
+            wait_until(Duration::from_secs(30), || !pid_alive(gc)),
+            "remote grandchild {gc} survived"
+        );
+    }
+}
+
+const HOSTILE: &str = "it's \"quoted\" $HOME ${PATH} `id` $(whoami) \\ back\nnew line\n\ttab; rm -rf / & | > * ünïcödé 日本語 🚀 '\\''";
+
+#[test]
+fn a_remote_run_resumes_and_a_hostile_task_arrives_byte_for_byte() {
+    let w = world("rm-fresh", "", "");
+    w.remote_step(json!({"result": "remote answer"}));
+    let mut c = w.client();
+    let (doc, is_error) = c.call("dispatch", json!({"agent": "far", "task": HOSTILE}));
+    assert!(!is_error, "{doc}");
+    assert_eq!(doc["success"], true, "{doc}");
+    assert_eq!(doc["result"], "remote answer");
+    let session = doc["session_id"].as_str().unwrap().to_string();
+    let runs = w.remote_runs();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let a = argv(&runs[0]);
+    let prompt = &a[a.iter().position(|x| x == "-p").unwrap() + 1];
+    assert!(prompt.contains(HOSTILE), "{prompt:?}");
+    assert!(has_pair(&a, "--session-id", &session), "{a:?}");
+    // The depth crossed the ssh hop, and the run happened in the remote directory.
+    assert_eq!(runs[0]["depth"], "1");
+    assert_eq!(runs[0]["cwd"].as_str().unwrap(), w.far.to_str().unwrap());
+    // Nothing ran locally.
+    assert!(w.env.claude_runs().is_empty());
+
+    let (doc, _) = c.call(
+        "dispatch_session",
+        json!({"agent": "far", "task": "more", "session_id": session}),
+    );
+    assert_eq!(doc["success"], true, "{doc}");
+    assert_eq!(doc["session_id"], session.as_str());
+    let a = argv(&w.remote_runs()[1]);
+    assert!(has_pair(&a, "--resume", &session), "{a:?}");
+}
+
+fn has_pair(a: &[String], flag: &str, value: &str) -> bool {
+    a.windows(2).any(|w| w[0] == flag && w[1] == value)
+}
+
+#[test]
+fn streaming_progress_comes_over_ssh() {
+    let w = world("rm-stream", "", "");
+    w.remote_step(json!({"progress": ["reading the code", "tool:Read"], "result": "streamed"}));
+    let mut c = w.client();
+    let id = c.request(
+        "tools/call",
+        json!({"name": "dispatch_stream", "arguments": {"agent": "far", "task": "t"}, "_meta": {"progressToken": 3}}),
+    );
+    let (doc, _) = McpClient::tool_payload(&c.response(id));
+    assert_eq!(doc["result"], "streamed", "{doc}");
+    let messages: Vec<String> = c
+        .notifications
+        .iter()
+        .filter(|n| n["method"] == "notifications/message")
+        .filter_map(|n| n["params"]["data"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains("reading the code")),
+        "{messages:?}"
+    );
+    // The group marker never leaks into what the caller sees.
+    assert!(!format!("{doc}{messages:?}").contains("agent-dispatch-remote"));
+}
+
+#[test]
+fn cancelling_an_async_job_kills_the_remote_group() {
+    let w = world("rm-cancel", "", "");
+    w.remote_step(json!({"hang": true, "grandchild": true}));
+    let mut c = w.client();
+    let (doc, _) = c.call("dispatch_async", json!({"agent": "far", "task": "long"}));
+    let id = doc["job_id"].as_str().unwrap().to_string();
+    assert!(
+        wait_until(Duration::from_secs(60), || w
+            .remote_runs()
+            .first()
+            .is_some_and(|r| r["grandchild_pid"].is_i64())),
+        "the remote run did not start"
+    );
+    let run = w.remote_runs()[0].clone();
+    assert!(pid_alive(run["pid"].as_i64().unwrap()));
+    let (doc, _) = c.call("dispatch_cancel", json!({"job_id": id}));
+    assert!(
+        doc["status"] == "cancelled" || doc["cancelled"] == true,
+        "{doc}"
+    );
+    assert!(wait_until(Duration::from_secs(60), || {
+        let (job, _) = c.call("dispatch_status", json!({"job_id": id}));
+        job["status"] == "cancelled"
+    }));
+    assert_remote_tree_gone(&run);
+}
+
+#[test]
+fn a_timeout_kills_the_remote_group() {
+    let w = world("rm-timeout", "    timeout: 2\n", "");
+    w.remote_step(json!({"sleep": 600, "grandchild": true}));
+    let mut c = w.client();
+    let (doc, _) = c.call("dispatch", json!({"agent": "far", "task": "long"}));
+    assert_eq!(doc["error_type"], "timeout", "{doc}");
+    let runs = w.remote_runs();
+    assert_eq!(runs.len(), 1);
+    assert_remote_tree_gone(&runs[0]);
+}
+
+#[test]
+fn a_host_that_is_down_is_not_found_and_a_refused_key_is_permission() {
+    let w = world("rm-down", "", "");
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let stranger = w.sshd.dir.join("stranger_key");
+    keygen(&stranger);
+    for (ssh, expect, words) in [
+        (
+            w.sshd.ssh_command_with(&w.sshd.key, closed),
+            "not_found",
+            "Connection refused",
+        ),
+        (
+            w.sshd.ssh_command_with(&stranger, w.sshd.port),
+            "permission",
+            "Permission denied",
+        ),
+    ] {
+        let mut c = McpClient::start_with(&w.env, |cmd| {
+            cmd.env("AGENT_DISPATCH_SSH_COMMAND", &ssh);
+        });
+        c.initialize("2025-11-25");
+        let (doc, _) = c.call("dispatch", json!({"agent": "far", "task": "t"}));
+        assert_eq!(doc["success"], false, "{doc}");
+        assert_eq!(doc["error_type"], expect, "{doc}");
+        assert!(doc["error"].as_str().unwrap().contains(words), "{doc}");
+        assert!(
+            doc["hint"].as_str().unwrap().contains("ssh 127.0.0.1 true"),
+            "{doc}"
+        );
+    }
+    assert!(w.remote_runs().is_empty());
+}
+
+#[test]
+fn a_missing_remote_directory_is_not_found() {
+    let w = world("rm-nodir", "", "");
+    std::fs::remove_dir_all(&w.far).unwrap();
+    let mut c = w.client();
+    let (doc, _) = c.call("dispatch", json!({"agent": "far", "task": "t"}));
+    assert_eq!(doc["error_type"], "not_found", "{doc}");
+    assert!(
+        doc["error"]
+            .as_str()
+            .unwrap()
+            .contains("Directory does not exist on 127.0.0.1"),
+        "{doc}"
+    );
+}
+
+#[test]
+fn parallel_runs_over_a_local_and_a_remote_agent() {
+    let w = world("rm-par", "", "");
+    w.remote_step(json!({"result": "from far"}));
+    let mut c = McpClient::start_with(&w.env, |cmd| {
+        cmd.env(
+            "FAKE_CLAUDE_STEP",
+            json!({"result": "from near"}).to_string(),
+        );
+    });
+    c.initialize("2025-11-25");
+    let items = json!([{"agent": "near", "task": "a"}, {"agent": "far", "task": "b"}]).to_string();
+    let (doc, is_error) = c.call("dispatch_parallel", json!({"dispatches": items}));
+    assert!(!is_error, "{doc}");
+    let results = doc.as_array().expect("one result per item");
+    assert_eq!(results[0]["result"], "from near", "{doc}");
+    assert_eq!(results[1]["result"], "from far", "{doc}");
+    assert_eq!(w.remote_runs().len(), 1);
+    assert_eq!(w.env.claude_runs().len(), 1);
+}
