@@ -163,26 +163,40 @@ pub struct Brief {
     pub stderr: String,
 }
 
-/// `dir` created (mode 0700: the sockets grant access to live connections) when a socket path
-/// in it fits; `None` runs without connection sharing.
-fn usable_control_dir(dir: &Path) -> Option<&Path> {
-    use std::os::unix::fs::DirBuilderExt;
+/// The directory for control sockets: `dir` when a socket path in it fits, else a short private
+/// directory in the system temp dir named after `dir`'s hash. Created mode 0700 (a socket grants
+/// use of a live, authenticated connection); one that is not ours and private is not used, and
+/// `None` then runs ssh without connection sharing.
+fn usable_control_dir(dir: &Path) -> Option<PathBuf> {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     // `%C` expands to 40 hex digits.
-    if dir.as_os_str().len() + 41 > MAX_SOCKET_PATH {
-        crate::log::warn(&format!(
-            "ssh control directory {} is too long for a socket path; connecting without ControlMaster",
-            dir.display()
-        ));
-        return None;
-    }
-    if !dir.is_dir() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .ok()?;
-    }
-    Some(dir)
+    let fits = |d: &Path| d.as_os_str().len() + 41 <= MAX_SOCKET_PATH;
+    let dir = if fits(dir) {
+        dir.to_path_buf()
+    } else {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        dir.hash(&mut h);
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        let short = std::env::temp_dir().join(format!("ad-ssh-{uid}-{:016x}", h.finish()));
+        if !fits(&short) {
+            crate::log::warn(&format!(
+                "no short enough directory for ssh control sockets (tried {}); connecting without ControlMaster",
+                short.display()
+            ));
+            return None;
+        }
+        short
+    };
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir);
+    let meta = std::fs::symlink_metadata(&dir).ok()?;
+    // SAFETY: as above.
+    let ours = meta.uid() == unsafe { libc::geteuid() };
+    (meta.is_dir() && ours && meta.mode() & 0o077 == 0).then_some(dir)
 }
 
 /// A backend's child: local, or `ssh` running it on the agent's host.
@@ -380,13 +394,23 @@ mod tests {
     }
 
     #[test]
-    fn a_control_path_too_long_for_a_socket_disables_sharing() {
+    fn a_control_dir_too_long_for_a_socket_moves_to_a_short_private_one() {
+        use std::os::unix::fs::PermissionsExt;
         let mut env = RunEnv::with_path("/bin");
-        env.ssh_control_dir = Some(PathBuf::from(format!("/tmp/{}", "d".repeat(80))));
+        let long = std::env::temp_dir().join("d".repeat(80));
+        env.ssh_control_dir = Some(long.clone());
         let (_, args) = Remote::new("b", &Settings::default(), &env)
             .unwrap()
             .command("x");
-        assert!(!args.iter().any(|a| a.starts_with("ControlPath")));
+        let path = args
+            .iter()
+            .find_map(|a| a.strip_prefix("ControlPath="))
+            .expect("sharing stays on");
+        let dir = Path::new(path).parent().unwrap();
+        assert!(path.len() + 40 - 2 <= MAX_SOCKET_PATH, "{path}");
+        assert!(!long.exists());
+        let mode = std::fs::metadata(dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 
     #[test]
