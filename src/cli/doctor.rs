@@ -224,7 +224,11 @@ pub fn run(io: &mut Io, args: &DoctorArgs) -> io::Result<u8> {
         }
         Some(c) => {
             for (name, agent) in c.agents.iter() {
-                check_agent(&mut r, name, &agent.directory)?;
+                match crate::remote::probe::doctor_agent(name, agent, &c.settings, &path) {
+                    Some(Ok(line)) => r.ok(&line)?,
+                    Some(Err(line)) => r.fail(&line)?,
+                    None => check_agent(&mut r, name, &agent.directory)?,
+                }
             }
         }
     }
@@ -477,7 +481,9 @@ fn check_config(r: &mut Report, path: &Path) -> io::Result<Option<Config>> {
 
 fn check_agent(r: &mut Report, name: &str, dir: &Path) -> io::Result<()> {
     match DirStatus::of(dir) {
-        DirStatus::NotFound => r.fail(&format!("{name}: directory missing - {}", dir.display()))?,
+        DirStatus::NotFound | DirStatus::Remote(_) => {
+            r.fail(&format!("{name}: directory missing - {}", dir.display()))?
+        }
         DirStatus::Unreadable(e) => r.fail(&format!("{name}: directory unreadable - {e}"))?,
         DirStatus::Ok => match std::fs::read_dir(dir) {
             Err(e) => r.fail(&format!("{name}: directory unreadable - {e}"))?,

@@ -28,6 +28,8 @@ Usage: agent-dispatch add [OPTIONS] NAME DIRECTORY
   Register the project in DIRECTORY as the agent NAME. NAME may contain letters, digits, '-'
   and '_' and starts with a letter or digit. Without --description one is generated from the
   project's CLAUDE.md, README.md, pyproject.toml, package.json, MCP servers and stack.
+  A project on another host: --host DEST, or DIRECTORY as DEST:DIR (scp style, when it is not
+  a local path); it is checked and described over ssh, and dispatches run there.
 
 Options:
   -d, --description TEXT      What the agent knows and does (shown to callers)
@@ -42,6 +44,7 @@ Options:
   --capabilities CSV          What it is good at, as short labels, e.g. docker_logs,deploy_debug
   --risky-capabilities CSV    Abilities that deserve scrutiny, e.g. restart_services
   --instructions TEXT         Standing orders appended to its system prompt on every dispatch
+  --host DEST                 Run it on this ssh destination (box, user@box, ssh://user@box:22)
   -h, --help                  Show this message and exit.
 ";
 
@@ -70,6 +73,7 @@ Options:
   --capabilities CSV          Capability labels (replaces the list); 'none' or '' clears them
   --risky-capabilities CSV    Risky capability labels (replaces the list); 'none' or '' clears
   --instructions TEXT         Standing orders (replaces the text); 'none' or '' clears them
+  --host DEST                 The ssh destination it runs on; 'none' or '' makes it local
   -h, --help                  Show this message and exit.
 ";
 
@@ -105,6 +109,7 @@ pub struct AgentOptions {
     pub capabilities: Option<String>,
     pub risky_capabilities: Option<String>,
     pub instructions: Option<String>,
+    pub host: Option<String>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -168,6 +173,7 @@ fn agent_option(
         "--capabilities" => o.capabilities = Some(p.value()?.string()?),
         "--risky-capabilities" => o.risky_capabilities = Some(p.value()?.string()?),
         "--instructions" => o.instructions = Some(p.value()?.string()?),
+        "--host" => o.host = Some(p.value()?.string()?),
         _ => return Err(lexopt::Error::UnexpectedOption(name.to_string())),
     }
     Ok(())
@@ -244,34 +250,30 @@ pub fn run_add(io: &mut Io, args: AddArgs) -> io::Result<u8> {
         directory,
         options: o,
     } = args;
-    // Checked first, as a usage error, like the reference's click `Path(exists=True)`.
-    match std::fs::metadata(&directory) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            let msg = format!(
-                "Invalid value for 'DIRECTORY': Directory '{}' is a file.",
-                directory.display()
-            );
-            return super::usage_error_at_run(io, &ADD, msg);
-        }
-        Err(_) => {
-            let msg = format!(
-                "Invalid value for 'DIRECTORY': Directory '{}' does not exist.",
-                directory.display()
-            );
-            return super::usage_error_at_run(io, &ADD, msg);
+    // A remote agent (`--host DEST`, or `DEST:DIR`) is checked and described over ssh instead.
+    let remote = remote_target(o.host.as_deref(), &directory);
+    if remote.is_none() {
+        // Checked first, as a usage error, like the reference's click `Path(exists=True)`.
+        match std::fs::metadata(&directory) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                let msg = format!(
+                    "Invalid value for 'DIRECTORY': Directory '{}' is a file.",
+                    directory.display()
+                );
+                return super::usage_error_at_run(io, &ADD, msg);
+            }
+            Err(_) => {
+                let msg = format!(
+                    "Invalid value for 'DIRECTORY': Directory '{}' does not exist.",
+                    directory.display()
+                );
+                return super::usage_error_at_run(io, &ADD, msg);
+            }
         }
     }
     if let Err(msg) = config::validate_agent_name(&name) {
         io.error(&format!("Error: {msg}"))?;
-        return Ok(EXIT_ERROR);
-    }
-    let resolved = config::resolve_path(&directory);
-    if resolved.to_str().is_none() {
-        io.error(&format!(
-            "Error: directory path is not valid UTF-8 and cannot be stored in the config: {}",
-            resolved.display()
-        ))?;
         return Ok(EXIT_ERROR);
     }
     let patch = cli_patch(&o);
@@ -282,9 +284,45 @@ pub fn run_add(io: &mut Io, args: AddArgs) -> io::Result<u8> {
     let path = config::config_path();
     // Described before taking the config lock: reading the project can be slow, and every other
     // writer of agents.yaml would wait for it.
-    let generated = match &o.description {
-        Some(_) => None,
-        None => Some(detect::auto_describe(&resolved)),
+    let (resolved, generated) = match &remote {
+        Some((host, dir)) => {
+            let settings = config::Config::load(&path)
+                .map(|c| c.settings)
+                .unwrap_or_default();
+            let backend = o.backend.unwrap_or_default();
+            match crate::remote::probe::check_for_add(host, dir, &settings, backend, &path) {
+                Ok(found) => {
+                    if found.program_path.is_none() {
+                        let program = crate::backend::remote_program(&settings, backend);
+                        io.warn(&format!(
+                            "Warning: '{}' is not on the PATH of {host} (ssh runs a non-interactive shell); dispatches will fail until it is.",
+                            program.display()
+                        ))?;
+                    }
+                    let generated = o.description.is_none().then_some(found.description);
+                    (PathBuf::from(dir), generated)
+                }
+                Err((_, why)) => {
+                    io.error(&format!("Error: {why}"))?;
+                    return Ok(EXIT_ERROR);
+                }
+            }
+        }
+        None => {
+            let resolved = config::resolve_path(&directory);
+            if resolved.to_str().is_none() {
+                io.error(&format!(
+                    "Error: directory path is not valid UTF-8 and cannot be stored in the config: {}",
+                    resolved.display()
+                ))?;
+                return Ok(EXIT_ERROR);
+            }
+            let generated = match &o.description {
+                Some(_) => None,
+                None => Some(detect::auto_describe(&resolved)),
+            };
+            (resolved, generated)
+        }
     };
     let outcome = config::mutate(&path, |c| {
         if c.agents.contains(&name) {
@@ -316,6 +354,7 @@ pub fn run_add(io: &mut Io, args: AddArgs) -> io::Result<u8> {
         }
         .apply(&mut agent);
         agent.backend = o.backend.unwrap_or_default();
+        agent.host = remote.as_ref().map(|(host, _)| host.clone());
         config::check_backend(&name, &agent)?;
         c.agents.insert(name.clone(), agent);
         Ok(())
@@ -326,11 +365,27 @@ pub fn run_add(io: &mut Io, args: AddArgs) -> io::Result<u8> {
     if let Some(d) = generated {
         io.say(&format!("Auto-generated description: {d}"))?;
     }
+    let place = match &remote {
+        Some((host, dir)) => format!("{host}:{dir}"),
+        None => resolved.display().to_string(),
+    };
     io.say_in(
         super::Color::Green,
-        &format!("Added agent '{name}' -> {}", resolved.display()),
+        &format!("Added agent '{name}' -> {place}"),
     )?;
     Ok(EXIT_OK)
+}
+
+/// The host and remote directory of an `add`: `--host DEST` (not `none`) with DIRECTORY as a
+/// path there, else DIRECTORY as `DEST:DIR` when it is not a local path.
+fn remote_target(host: Option<&str>, directory: &std::path::Path) -> Option<(String, String)> {
+    let dir = directory.to_string_lossy().into_owned();
+    match host {
+        Some(h) if !clears(h.trim()) => Some((h.trim().to_string(), dir)),
+        Some(_) => None,
+        None if directory.exists() => None,
+        None => crate::remote::split_scp(&dir).map(|(h, d)| (h.to_string(), d.to_string())),
+    }
 }
 
 /// `none` (any case) or `""` means "clear" on the command line.
@@ -369,6 +424,10 @@ fn cli_patch(o: &AgentOptions) -> AgentPatch {
                 i.to_string()
             }
         }),
+        host: o
+            .host
+            .as_deref()
+            .map(|h| (!clears(h.trim())).then(|| h.trim().to_string())),
     }
 }
 
@@ -392,6 +451,12 @@ pub fn run_update(io: &mut Io, args: UpdateArgs) -> io::Result<u8> {
     let UpdateArgs { name, options } = args;
     let patch = cli_patch(&options);
     if let Err(msg) = check_permission_mode(&patch) {
+        io.error(&format!("Error: {msg}"))?;
+        return Ok(EXIT_ERROR);
+    }
+    if let Some(Some(host)) = &patch.host
+        && let Err(msg) = crate::remote::validate_host(host)
+    {
         io.error(&format!("Error: {msg}"))?;
         return Ok(EXIT_ERROR);
     }
@@ -476,6 +541,8 @@ mod tests {
             "none",
             "--instructions",
             "read only",
+            "--host",
+            "me@box",
         ])
         .unwrap();
         assert_eq!(
@@ -495,6 +562,7 @@ mod tests {
                     capabilities: Some("a,b".into()),
                     risky_capabilities: Some("none".into()),
                     instructions: Some("read only".into()),
+                    host: Some("me@box".into()),
                 }
             })
         );

@@ -69,12 +69,22 @@ fn parse_describe(p: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
 
 /// What a look at an agent directory found.
 pub(super) enum DirStatus {
+    /// On another host: not looked at here (`doctor` checks it over ssh).
+    Remote(String),
     Ok,
     NotFound,
     Unreadable(io::Error),
 }
 
 impl DirStatus {
+    /// `of` the agent's directory, or `Remote` for an agent on another host.
+    pub(super) fn for_agent(agent: &AgentConfig) -> DirStatus {
+        match agent.remote_host() {
+            Some(host) => DirStatus::Remote(host.to_string()),
+            None => DirStatus::of(&agent.directory),
+        }
+    }
+
     pub(super) fn of(dir: &Path) -> DirStatus {
         match crate::detect::directory_health(dir) {
             Ok(true) => DirStatus::Ok,
@@ -86,6 +96,7 @@ impl DirStatus {
     /// `ok`, `not_found` or `unreadable`, as `--json` reports it.
     fn as_str(&self) -> &'static str {
         match self {
+            DirStatus::Remote(_) => "remote",
             DirStatus::Ok => "ok",
             DirStatus::NotFound => "not_found",
             DirStatus::Unreadable(_) => "unreadable",
@@ -94,6 +105,7 @@ impl DirStatus {
 
     fn tag(&self, io: &Io) -> String {
         match self {
+            DirStatus::Remote(host) => io.tint(Color::Green, &format!("[REMOTE {host}]")),
             DirStatus::Ok => io.tint(Color::Green, "[OK]"),
             DirStatus::NotFound => io.tint(Color::Red, "[NOT FOUND]"),
             DirStatus::Unreadable(_) => io.tint(Color::Red, "[UNREADABLE]"),
@@ -132,7 +144,7 @@ fn agent_json(name: &str, agent: &AgentConfig, typical: Option<Value>) -> Value 
     }
     m.insert(
         "directory_status".into(),
-        json!(DirStatus::of(&agent.directory).as_str()),
+        json!(DirStatus::for_agent(agent).as_str()),
     );
     if let Some(t) = typical {
         m.insert("typical".into(), t);
@@ -170,9 +182,12 @@ pub fn run_list(io: &mut Io, as_json: bool) -> io::Result<u8> {
         return Ok(EXIT_OK);
     }
     for (name, agent) in config.agents.iter() {
-        let tag = DirStatus::of(&agent.directory).tag(io);
+        let tag = DirStatus::for_agent(agent).tag(io);
         let bold = io.tint(Color::Bold, name);
         io.say(&format!("  {bold} {tag}"))?;
+        if let Some(host) = agent.remote_host() {
+            io.say(&format!("    host: {host}"))?;
+        }
         io.say(&format!("    dir:  {}", agent.directory.display()))?;
         io.say(&format!("    desc: {}", agent.description))?;
         let mut parts = Vec::new();
@@ -249,7 +264,7 @@ pub fn run_describe(io: &mut Io, name: &str, as_json: bool) -> io::Result<u8> {
         let mut v = agent_json(name, agent, typical);
         let files: Vec<&str> = PROJECT_FILES
             .into_iter()
-            .filter(|f| agent.directory.join(f).exists())
+            .filter(|f| agent.remote_host().is_none() && agent.directory.join(f).exists())
             .collect();
         v["project_files"] = json!(files);
         super::print_json(io, &v)?;
@@ -260,9 +275,12 @@ pub fn run_describe(io: &mut Io, name: &str, as_json: bool) -> io::Result<u8> {
 }
 
 fn describe_agent(io: &mut Io, name: &str, agent: &AgentConfig) -> io::Result<()> {
-    let tag = DirStatus::of(&agent.directory).tag(io);
+    let tag = DirStatus::for_agent(agent).tag(io);
     let bold = io.tint(Color::Bold, name);
     io.say(&format!("{bold} {tag}"))?;
+    if let Some(host) = agent.remote_host() {
+        io.say(&format!("  host:             {host}"))?;
+    }
     io.say(&format!(
         "  directory:        {}",
         agent.directory.display()
@@ -304,7 +322,7 @@ fn describe_agent(io: &mut Io, name: &str, agent: &AgentConfig) -> io::Result<()
     ))?;
     let present: Vec<&str> = PROJECT_FILES
         .into_iter()
-        .filter(|f| agent.directory.join(f).exists())
+        .filter(|f| agent.remote_host().is_none() && agent.directory.join(f).exists())
         .collect();
     if !present.is_empty() {
         io.say(&format!("  project files:    {}", present.join(", ")))?;

@@ -103,6 +103,8 @@ pub struct AgentPatch {
     pub risky_capabilities: Option<Vec<String>>,
     /// `Some(String::new())` clears.
     pub instructions: Option<String>,
+    /// `Some(None)` makes the agent local again.
+    pub host: Option<Option<String>>,
 }
 
 impl AgentPatch {
@@ -157,6 +159,10 @@ impl AgentPatch {
         if let Some(i) = &self.instructions {
             agent.instructions = i.clone();
             fields.push("instructions");
+        }
+        if let Some(h) = &self.host {
+            agent.host = h.clone();
+            fields.push("host");
         }
         fields
     }

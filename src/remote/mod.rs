@@ -50,6 +50,27 @@ pub fn control_dir(config_path: &Path) -> PathBuf {
     config_path.parent().unwrap_or(Path::new(".")).join("ssh")
 }
 
+/// Refuses a destination ssh would read as an option, or that is not one word.
+pub fn validate_host(host: &str) -> Result<(), String> {
+    if host.is_empty()
+        || host.starts_with('-')
+        || host.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "Invalid host '{host}': an ssh destination (box, user@box, ssh://user@box:2222) without spaces, not starting with '-'."
+        ));
+    }
+    Ok(())
+}
+
+/// `DEST:DIR` in scp's style: a ':' before any '/', with something on both sides (the caller
+/// first makes sure the whole text is not a local path).
+pub fn split_scp(arg: &str) -> Option<(&str, &str)> {
+    let (host, dir) = arg.split_once(':')?;
+    (!host.is_empty() && !host.contains('/') && !dir.is_empty() && validate_host(host).is_ok())
+        .then_some((host, dir))
+}
+
 /// How to reach one host: the ssh program and every option, ready for a destination.
 #[derive(Clone, Debug)]
 pub struct Remote {
@@ -63,11 +84,7 @@ impl Remote {
     /// from `env`). `Err` for a destination ssh would read as an option.
     pub fn new(host: &str, settings: &Settings, env: &RunEnv) -> Result<Remote, String> {
         let host = host.trim();
-        if host.is_empty() || host.starts_with('-') || host.chars().any(char::is_whitespace) {
-            return Err(format!(
-                "Invalid host '{host}': an ssh destination (box, user@box, ssh://user@box:2222) without spaces, not starting with '-'."
-            ));
-        }
+        validate_host(host)?;
         let line = env
             .ssh_command
             .as_deref()
@@ -351,6 +368,16 @@ pub fn classify_ssh_failure(host: &str, stderr: &str) -> (ErrorType, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scp_style_targets_split_only_on_a_colon_before_any_slash() {
+        assert_eq!(split_scp("box:~/proj"), Some(("box", "~/proj")));
+        assert_eq!(split_scp("me@box:/srv/a:b"), Some(("me@box", "/srv/a:b")));
+        assert_eq!(split_scp("./a:b"), None);
+        assert_eq!(split_scp("/x/y:z"), None);
+        assert_eq!(split_scp("box:"), None);
+        assert_eq!(split_scp("-oProxyCommand=x:dir"), None);
+    }
 
     #[test]
     fn ssh_failures_are_classified_by_their_words() {

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{Remote, shell};
+use crate::config::{AgentConfig, Settings};
 use crate::result::ErrorType;
+use crate::runenv::RunEnv;
 
 /// What `add` and `doctor` learn about a remote agent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,25 +145,57 @@ pub fn inspect(
     })
 }
 
-/// `doctor`'s line for a remote agent: `Ok` with what was found (host reachable, directory
-/// present, the CLI's path there), or `Err` with what is wrong. Bounded by `deadline`.
-pub fn doctor_check(
-    remote: &Remote,
+/// `add`'s check of a remote agent: `dir` exists on `host` (else `Err`), described from its
+/// files, with where the backend's CLI is there. One ssh round trip.
+pub fn check_for_add(
+    host: &str,
     dir: &str,
-    program: &str,
-    deadline: Duration,
-) -> Result<String, String> {
-    match inspect(remote, dir, program, deadline) {
+    settings: &Settings,
+    backend: crate::backend::Backend,
+    config_path: &Path,
+) -> Result<RemoteProject, (ErrorType, String)> {
+    let mut env = RunEnv::from_process();
+    env.ssh_control_dir = Some(super::control_dir(config_path));
+    let remote = Remote::new(host, settings, &env).map_err(|why| (ErrorType::CliError, why))?;
+    let program = crate::backend::remote_program(settings, backend);
+    inspect(&remote, dir, &program.to_string_lossy(), ADD_DEADLINE)
+}
+
+/// How long `doctor` waits for one host: ssh's connect timeout plus the probe itself.
+pub const DOCTOR_DEADLINE: Duration = Duration::from_secs(super::CONNECT_TIMEOUT_SECS + 5);
+/// How long `add` waits for its one round trip.
+pub const ADD_DEADLINE: Duration = Duration::from_secs(super::CONNECT_TIMEOUT_SECS + 20);
+
+/// `doctor`'s line for agent `name` when it is remote (`None` for a local agent): `Ok` with what
+/// was found (host reachable, directory present, the backend's CLI there), `Err` with what is
+/// wrong. One ssh round trip, bounded by `DOCTOR_DEADLINE`.
+pub fn doctor_agent(
+    name: &str,
+    agent: &AgentConfig,
+    settings: &Settings,
+    config_path: &Path,
+) -> Option<Result<String, String>> {
+    let host = agent.remote_host()?;
+    let mut env = RunEnv::from_process();
+    env.ssh_control_dir = Some(super::control_dir(config_path));
+    let remote = match Remote::new(host, settings, &env) {
+        Ok(r) => r,
+        Err(why) => return Some(Err(format!("{name}: {why}"))),
+    };
+    let program = crate::backend::remote_program(settings, agent.backend);
+    let program = program.to_string_lossy();
+    let dir = agent.directory.to_string_lossy();
+    Some(match inspect(&remote, &dir, &program, DOCTOR_DEADLINE) {
         Ok(p) => match p.program_path {
             Some(path) => Ok(format!(
-                "{}: reachable, {} present, {program} at {path}",
-                remote.host, p.directory
+                "{name}: {host}:{} (reachable, directory present, {program} at {path})",
+                p.directory
             )),
             None => Err(format!(
-                "{}: reachable, {} present, but '{program}' is not on the PATH there",
-                remote.host, p.directory
+                "{name}: {host}:{} is reachable but '{program}' is not on the PATH there (ssh runs a non-interactive shell)",
+                p.directory
             )),
         },
-        Err((_, why)) => Err(why),
-    }
+        Err((_, why)) => Err(format!("{name}: {why}")),
+    })
 }

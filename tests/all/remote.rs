@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::util::mcp::McpClient;
-use crate::util::{TestEnv, fake_claude, pid_alive, wait_until};
+use crate::util::{TestEnv, fake_claude, pid_alive, run, wait_until};
 
 const SSHD: &str = "/usr/sbin/sshd";
 
@@ -371,4 +371,111 @@ fn parallel_runs_over_a_local_and_a_remote_agent() {
     assert_eq!(results[1]["result"], "from far", "{doc}");
     assert_eq!(w.remote_runs().len(), 1);
     assert_eq!(w.env.claude_runs().len(), 1);
+}
+
+#[test]
+fn add_checks_and_describes_over_ssh_and_list_describe_doctor_show_the_host() {
+    let w = world("rm-add", "", "");
+    let proj = w.env.project("remote-proj");
+    std::fs::write(
+        proj.join("README.md"),
+        "# Title\n\nA billing service that reconciles invoices nightly.\n",
+    )
+    .unwrap();
+    std::fs::write(proj.join("Cargo.toml"), "[package]\n").unwrap();
+    // scp style: DEST:DIR, DIR being a path on the host.
+    let out = run(w
+        .env
+        .cmd()
+        .args(["add", "bill", &format!("127.0.0.1:{}", proj.display())]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("A billing service that reconciles invoices nightly. | Stack: Rust"),
+        "{}",
+        out.stdout
+    );
+    let yaml = w.env.read_config();
+    assert!(yaml.contains("host: 127.0.0.1"), "{yaml}");
+    // --host with a directory that is not there: refused, nothing written.
+    let out = run(w
+        .env
+        .cmd()
+        .args(["add", "ghost", "/nonexistent/x", "--host", "127.0.0.1"]));
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("Directory does not exist on 127.0.0.1"),
+        "{}",
+        out.stderr
+    );
+    assert!(!w.env.read_config().contains("ghost"));
+
+    let out = run(w.env.cmd().args(["list"]));
+    assert!(
+        out.stdout.contains("[REMOTE 127.0.0.1]") && out.stdout.contains("host: 127.0.0.1"),
+        "{}",
+        out.stdout
+    );
+    let out = run(w.env.cmd().args(["describe", "bill", "--json"]));
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["host"], "127.0.0.1");
+    assert_eq!(v["directory_status"], "remote");
+
+    let out = run(w.env.cmd().args(["doctor"]));
+    assert!(
+        out.stdout.contains("bill: 127.0.0.1:") && out.stdout.contains("claude at "),
+        "{}",
+        out.stdout
+    );
+
+    // update --host none makes it local again; a host that reads as an option is refused.
+    let out = run(w
+        .env
+        .cmd()
+        .args(["update", "bill", "--host", "-oProxyCommand=x"]));
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let out = run(w.env.cmd().args(["update", "bill", "--host", "none"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run(w.env.cmd().args(["describe", "bill", "--json"]));
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(v.get("host").is_none(), "{v}");
+}
+
+#[test]
+fn mcp_add_update_list_and_inspect_know_the_host() {
+    let w = world("rm-mcpadd", "", "");
+    let proj = w.env.project("svc");
+    std::fs::write(proj.join("CLAUDE.md"), "# Svc\nOwns the payments API.\n").unwrap();
+    let mut c = w.client();
+    let (doc, is_error) = c.call(
+        "add_agent",
+        json!({"name": "svc", "directory": proj.display().to_string(), "host": "127.0.0.1"}),
+    );
+    assert!(!is_error, "{doc}");
+    assert_eq!(doc["host"], "127.0.0.1");
+    assert_eq!(doc["description"], "Owns the payments API.");
+    let (doc, is_error) = c.call(
+        "add_agent",
+        json!({"name": "nope", "directory": "/nonexistent/y", "host": "127.0.0.1"}),
+    );
+    assert!(is_error, "{doc}");
+    let (doc, _) = c.call("list_agents", json!({}));
+    let svc = doc
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "svc")
+        .unwrap()
+        .clone();
+    assert_eq!(svc["host"], "127.0.0.1", "{svc}");
+    let (doc, _) = c.call("inspect_agent", json!({"name": "svc"}));
+    assert_eq!(doc["healthy"], true, "{doc}");
+    assert!(
+        doc["remote_program"].as_str().unwrap().ends_with("/claude"),
+        "{doc}"
+    );
+    let (doc, _) = c.call("update_agent", json!({"name": "svc", "host": "none"}));
+    assert_eq!(doc["fields"], json!(["host"]), "{doc}");
+    let (doc, _) = c.call("inspect_agent", json!({"name": "svc"}));
+    assert!(doc.get("host").is_none(), "{doc}");
 }

@@ -28,6 +28,9 @@ fn backend_arg(args: &Args) -> Result<Option<Backend>, ToolError> {
 
 fn insert_tools(obj: &mut Map<String, Value>, agent: &AgentConfig) {
     obj.insert("backend".into(), json!(agent.backend));
+    if let Some(host) = agent.remote_host() {
+        obj.insert("host".into(), json!(host));
+    }
     if let Some(mode) = agent.permission_mode.as_deref().filter(|m| !m.is_empty()) {
         obj.insert("permission_mode".into(), json!(mode));
     }
@@ -71,9 +74,19 @@ pub fn list_agents(ctx: &ToolCtx, _args: &Args) -> ToolResult {
     }
     let mut out = Vec::with_capacity(config.agents.len());
     for (name, agent) in config.agents.iter() {
-        let dir = &config::resolve_path(&agent.directory);
         let mut obj = Map::new();
         obj.insert("name".into(), json!(name));
+        if let Some(host) = agent.remote_host() {
+            // Listing stays cheap: a remote project is not looked at (inspect_agent does).
+            obj.insert("host".into(), json!(host));
+            obj.insert("directory".into(), json!(agent.directory.to_string_lossy()));
+            obj.insert("description".into(), json!(agent.description));
+            insert_tools(&mut obj, agent);
+            insert_typical(&mut obj, ctx, &config.settings, name);
+            out.push(Value::Object(obj));
+            continue;
+        }
+        let dir = &config::resolve_path(&agent.directory);
         obj.insert("directory".into(), json!(dir.to_string_lossy()));
         obj.insert("description".into(), json!(agent.description));
         match detect::directory_health(dir) {
@@ -138,6 +151,29 @@ pub fn inspect_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
         obj.insert("instructions".into(), json!(instructions));
     }
     insert_typical(&mut obj, ctx, &config.settings, &name);
+    if let Some(host) = agent.remote_host() {
+        obj.insert("host".into(), json!(host));
+        let probe = crate::remote::probe::check_for_add(
+            host,
+            &dir.to_string_lossy(),
+            &config.settings,
+            agent.backend,
+            ctx.app().config_path(),
+        );
+        match probe {
+            Ok(found) => {
+                obj.insert("healthy".into(), json!(found.program_path.is_some()));
+                obj.insert("remote_directory".into(), json!(found.directory));
+                obj.insert("remote_program".into(), json!(found.program_path));
+                obj.insert("detected".into(), json!(found.description));
+            }
+            Err((_, why)) => {
+                obj.insert("healthy".into(), json!(false));
+                obj.insert("error".into(), json!(why));
+            }
+        }
+        return Ok(Value::Object(obj));
+    }
     match detect::directory_health(dir) {
         Err(_) => {
             obj.insert("healthy".into(), json!("UNREADABLE"));
@@ -226,17 +262,42 @@ pub fn add_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
             "max_budget_usd must be a finite number >= 0, got {budget}"
         )));
     }
-    let dir = config::resolve_directory(&directory);
-    if !dir.is_dir() {
-        return Err(ToolError::new(format!(
-            "Directory does not exist: {}",
-            dir.display()
-        )));
-    }
-    let description = if description.is_empty() {
-        detect::auto_describe(&dir)
-    } else {
-        description
+    let host = args.opt_string("host")?.map(|h| h.trim().to_string());
+    let (dir, description) = match &host {
+        Some(host) => {
+            // Checked and described on the host, in one ssh round trip; the path stays as
+            // given (`~` expands there).
+            let settings = ctx.app().config()?.settings.clone();
+            let found = crate::remote::probe::check_for_add(
+                host,
+                &directory,
+                &settings,
+                backend.unwrap_or_default(),
+                ctx.app().config_path(),
+            )
+            .map_err(|(_, why)| ToolError::new(why))?;
+            let description = if description.is_empty() {
+                found.description
+            } else {
+                description
+            };
+            (std::path::PathBuf::from(&directory), description)
+        }
+        None => {
+            let dir = config::resolve_directory(&directory);
+            if !dir.is_dir() {
+                return Err(ToolError::new(format!(
+                    "Directory does not exist: {}",
+                    dir.display()
+                )));
+            }
+            let description = if description.is_empty() {
+                detect::auto_describe(&dir)
+            } else {
+                description
+            };
+            (dir, description)
+        }
     };
     config::validate_permission_mode(&permission_mode).map_err(ToolError::new)?;
     let mut agent = AgentConfig::new(dir.clone());
@@ -251,6 +312,7 @@ pub fn add_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
     agent.allowed_tools = config::parse_tool_csv(&allowed);
     agent.disallowed_tools = config::parse_tool_csv(&disallowed);
     agent.backend = backend.unwrap_or_default();
+    agent.host = host.clone();
     config::check_backend(&name, &agent).map_err(ToolError::new)?;
 
     let stored = agent.clone();
@@ -273,6 +335,9 @@ pub fn add_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
     out.insert("directory".into(), json!(dir.to_string_lossy()));
     out.insert("description".into(), json!(description));
     out.insert("backend".into(), json!(agent.backend));
+    if let Some(host) = &agent.host {
+        out.insert("host".into(), json!(host));
+    }
     if let Some(mode) = &agent.permission_mode {
         out.insert("permission_mode".into(), json!(mode));
     }
@@ -344,8 +409,12 @@ pub fn update_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
         allowed_tools: tools(args.string("allowed_tools")?),
         disallowed_tools: tools(args.string("disallowed_tools")?),
         backend: backend_arg(args)?,
+        host: clearable(args.string("host")?.trim().to_string()),
         ..AgentPatch::default()
     };
+    if let Some(Some(host)) = &patch.host {
+        crate::remote::validate_host(host).map_err(ToolError::new)?;
+    }
     // An unknown agent is reported before an empty patch (SPEC §7.5 #10, as upstream): the
     // caller learns the name is wrong, not that it forgot a field. Rejections write nothing.
     let fields = config::mutate(ctx.app().config_path(), |cfg| {

@@ -245,6 +245,11 @@ pub static TOOLS: &[Tool] = &[
                 Kind::Str(""),
                 "The coding CLI that runs it: claude, codex or gemini; empty = claude",
             ),
+            p(
+                "host",
+                Kind::Str(""),
+                "ssh destination the project lives on (box, user@box, ssh://user@box:2222); directory is then a path there. Empty: this machine",
+            ),
         ],
         annotations: Annotations {
             read_only: false,
@@ -306,6 +311,11 @@ pub static TOOLS: &[Tool] = &[
                 "backend",
                 Kind::Str(""),
                 "claude, codex or gemini; empty leaves it",
+            ),
+            p(
+                "host",
+                Kind::Str(""),
+                "ssh destination it runs on; \"none\" makes it local; empty leaves it",
             ),
         ],
         annotations: Annotations {
