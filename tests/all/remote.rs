@@ -49,6 +49,8 @@ impl Sshd {
         let rbin = dir.join("rbin");
         std::fs::create_dir_all(&rbin).unwrap();
         std::os::unix::fs::symlink(fake_claude(), rbin.join("claude")).unwrap();
+        let gemini = fake_claude().with_file_name("fake-gemini");
+        std::os::unix::fs::symlink(gemini, rbin.join("gemini")).unwrap();
         let (host_key, key) = (dir.join("host_key"), dir.join("user_key"));
         keygen(&host_key);
         keygen(&key);
@@ -74,7 +76,7 @@ impl Sshd {
                 "ListenAddress 127.0.0.1\nPort {port}\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
                  PidFile {pid}\nStrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nLogLevel ERROR\n\
-                 SetEnv PATH={rbin}:{python_dir}:/usr/local/bin:/usr/bin:/bin\n",
+                 SetEnv PATH={rbin}:{python_dir}:/usr/local/bin:/usr/bin:/bin GEMINI_API_KEY=fake-key\n",
                 hk = host_key.display(),
                 ak = dir.join("authorized_keys").display(),
                 pid = dir.join("sshd.pid").display(),
@@ -478,4 +480,69 @@ fn mcp_add_update_list_and_inspect_know_the_host() {
     assert_eq!(doc["fields"], json!(["host"]), "{doc}");
     let (doc, _) = c.call("inspect_agent", json!({"name": "svc"}));
     assert!(doc.get("host").is_none(), "{doc}");
+}
+
+#[test]
+fn a_gemini_agent_runs_remotely_with_its_own_variables() {
+    let w = world("rm-gem", "", "");
+    let gem = w.env.project("gem");
+    std::fs::write(
+        gem.join(".fake-gemini-step.json"),
+        json!({"result": "gemini far"}).to_string(),
+    )
+    .unwrap();
+    let yaml = w.env.read_config().replacen(
+        "agents:\n",
+        &format!(
+            "agents:\n  gem:\n    directory: {}\n    host: 127.0.0.1\n    backend: gemini\n",
+            gem.display()
+        ),
+        1,
+    );
+    w.env.write_config(&yaml);
+    let mut c = w.client();
+    let (doc, _) = c.call("dispatch", json!({"agent": "gem", "task": "t"}));
+    assert_eq!(doc["result"], "gemini far", "{doc}");
+    let log = std::fs::read_to_string(gem.join(".fake-gemini-log.jsonl")).unwrap();
+    let run: Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(run["depth"], "1", "{run}");
+    assert_eq!(run["env"]["GEMINI_CLI_NO_RELAUNCH"], "true", "{run}");
+}
+
+#[test]
+fn cache_journal_and_dialogue_work_across_the_ssh_hop() {
+    let w = world("rm-misc", "", "");
+    w.remote_step(json!({"result": "What table?"}));
+    let mut c = McpClient::start_with(&w.env, |cmd| {
+        cmd.env("FAKE_CLAUDE_STEP", json!({"result": "orders"}).to_string());
+    });
+    c.initialize("2025-11-25");
+    let (first, _) = c.call("dispatch", json!({"agent": "far", "task": "same"}));
+    let (second, _) = c.call("dispatch", json!({"agent": "far", "task": "same"}));
+    assert_eq!(first["success"], true, "{first}");
+    assert_eq!(second["cached"], true, "{second}");
+    assert_eq!(w.remote_runs().len(), 1);
+    let journal = w.env.config.with_file_name("usage.jsonl");
+    assert!(
+        wait_until(Duration::from_secs(10), || std::fs::read_to_string(
+            &journal
+        )
+        .is_ok_and(|j| j.contains("\"far\""))),
+        "no journal line for the remote agent"
+    );
+
+    let (doc, _) = c.call(
+        "dispatch_dialogue",
+        json!({"requester": "near", "responder": "far", "topic": "slow query", "max_rounds": 2}),
+    );
+    assert_eq!(doc["rounds"], 2, "{doc}");
+    assert_eq!(doc["conversation"][0]["role"], "responder");
+    assert_eq!(doc["conversation"][1]["message"], "orders", "{doc}");
+    // The responder's second turn resumed its first session, on the remote host.
+    let runs = w.remote_runs();
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    let a1 = argv(&runs[1]);
+    let a2 = argv(&runs[2]);
+    let sid = &a1[a1.iter().position(|x| x == "--session-id").unwrap() + 1];
+    assert!(has_pair(&a2, "--resume", sid), "{a2:?}");
 }
