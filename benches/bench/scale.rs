@@ -25,7 +25,7 @@ const TARGET: &str = "target";
 const WARM_UP: usize = 3;
 
 /// The compiled stand-in, built once per bench process; rebuilt when its source is newer.
-fn stand_in() -> &'static Path {
+pub(crate) fn stand_in() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(build_stand_in)
 }

@@ -125,6 +125,12 @@ pub const FIGURES: &[Figure] = &[
         title: "`list_agents` with 50 and with 500 agents",
         run: scale::list_agents_scale,
     },
+    Figure {
+        id: "remote",
+        runs: |s| s.overhead_runs,
+        title: "remote agent over ssh to 127.0.0.1: first and later dispatch against a local one",
+        run: crate::remote::remote_dispatch,
+    },
 ];
 
 const LONG: Duration = Duration::from_secs(600);

@@ -7,127 +7,15 @@
 //! cwd, depth, pid, grandchild pid) to `.fake-claude-log.jsonl` there, which is how these tests
 //! see what reached the far side. Needs `/usr/sbin/sshd` (installed by `.ci/run`).
 
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpListener;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::util::mcp::McpClient;
+use crate::util::sshd::{Sshd, keygen};
 use crate::util::{TestEnv, fake_claude, pid_alive, run, wait_until};
-
-const SSHD: &str = "/usr/sbin/sshd";
-
-/// One sshd on 127.0.0.1 with its keys; killed on drop.
-struct Sshd {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-    key: PathBuf,
-}
-
-fn keygen(path: &Path) {
-    let st = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(path)
-        .stdin(Stdio::null())
-        .status()
-        .expect("ssh-keygen");
-    assert!(st.success());
-}
-
-impl Sshd {
-    fn start(root: &Path) -> Sshd {
-        assert!(
-            Path::new(SSHD).exists(),
-            "{SSHD} missing: apt-get install -y openssh-server (.ci/run does)"
-        );
-        // Privilege separation needs this directory; a fresh container lacks it.
-        let _ = std::fs::create_dir_all("/run/sshd");
-        let dir = root.join("sshd");
-        let rbin = dir.join("rbin");
-        std::fs::create_dir_all(&rbin).unwrap();
-        std::os::unix::fs::symlink(fake_claude(), rbin.join("claude")).unwrap();
-        let gemini = fake_claude().with_file_name("fake-gemini");
-        std::os::unix::fs::symlink(gemini, rbin.join("gemini")).unwrap();
-        let (host_key, key) = (dir.join("host_key"), dir.join("user_key"));
-        keygen(&host_key);
-        keygen(&key);
-        std::fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let python = Command::new("sh")
-            .args(["-c", "command -v python3"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default();
-        let python_dir = Path::new(&python)
-            .parent()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "/usr/bin".to_string());
-        let config = dir.join("sshd_config");
-        std::fs::write(
-            &config,
-            format!(
-                "ListenAddress 127.0.0.1\nPort {port}\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
-                 PidFile {pid}\nStrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\n\
-                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nLogLevel ERROR\n\
-                 SetEnv PATH={rbin}:{python_dir}:/usr/local/bin:/usr/bin:/bin GEMINI_API_KEY=fake-key\n",
-                hk = host_key.display(),
-                ak = dir.join("authorized_keys").display(),
-                pid = dir.join("sshd.pid").display(),
-                rbin = rbin.display(),
-            ),
-        )
-        .unwrap();
-        let child = Command::new(SSHD)
-            .args(["-D", "-e", "-f"])
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sshd");
-        let sshd = Sshd {
-            child,
-            port,
-            dir,
-            key,
-        };
-        assert!(
-            wait_until(Duration::from_secs(30), || TcpStream::connect((
-                "127.0.0.1",
-                port
-            ))
-            .is_ok()),
-            "sshd did not listen on {port}"
-        );
-        sshd
-    }
-
-    /// The ssh command line for `settings.ssh_command`, with `key` as the identity.
-    fn ssh_command_with(&self, key: &Path, port: u16) -> String {
-        format!(
-            "ssh -F /dev/null -i {} -p {port} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
-            key.display()
-        )
-    }
-
-    fn ssh_command(&self) -> String {
-        self.ssh_command_with(&self.key, self.port)
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A test world: the environment, its sshd, a remote project `far` (on 127.0.0.1 over ssh) and
 /// a local project `near`.
@@ -139,7 +27,11 @@ struct World {
 
 fn world(name: &str, far_extra: &str, settings_extra: &str) -> World {
     let env = TestEnv::new(name);
-    let sshd = Sshd::start(&env.root);
+    let links = [
+        ("claude", fake_claude()),
+        ("gemini", fake_claude().with_file_name("fake-gemini")),
+    ];
+    let sshd = Sshd::start(&env.root, &links, "GEMINI_API_KEY=fake-key");
     let far = env.project("far");
     let near = env.project("near");
     let world = World { env, sshd, far };

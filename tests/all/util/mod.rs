@@ -158,6 +158,7 @@ pub fn pid_alive(pid: i64) -> bool {
     }
 }
 pub mod mcp;
+pub mod sshd;
 
 /// Polls `f` until it holds or `limit` passes; the final answer of `f`. The limit is a hang
 /// detector, never a speed claim: give it room for a loaded machine.
