@@ -15,7 +15,12 @@
 //!   directory too deep for that runs without sharing rather than failing.
 //! - Kills: on timeout, cancel or drop, before the local `ssh` is killed, the `KillHook` runs
 //!   `kill -TERM -- -PGID`, a grace, then `-KILL`, over the same connection with a short deadline:
-//!   killing only the local `ssh` would leave the remote CLI running, and billing.
+//!   killing only the local `ssh` would leave the remote CLI running, and billing. The group id
+//!   comes from the marker line in the stderr read so far; a CLI that wrote more than
+//!   `process::STDERR_TAIL` bytes of stderr before the kill has pushed it out, so every run
+//!   also carries `AGENT_DISPATCH_RUN_ID=<uuid>` in its environment and the kill also signals
+//!   every process whose `/proc/PID/environ` holds it (Linux hosts with GNU grep; elsewhere the
+//!   group alone), which also reaches descendants that left the group.
 //! - Errors: ssh exits 255 on its own failures. A run that never printed the group marker and
 //!   exited 255 is ssh's failure, classified here (`permission` for a refused key or host key,
 //!   else `not_found`) with ssh's words and a hint; the backend's parser never sees it. The
@@ -239,7 +244,12 @@ pub fn spawn(remote: Option<&Remote>, spec: &ChildSpec<'_>, mode: StdoutMode) ->
     };
     let dir = spec.cwd.to_string_lossy().into_owned();
     let program = spec.program.to_string_lossy().into_owned();
-    let cmd = shell::run_command(&dir, &program, spec.args, spec.env);
+    // Inherited by everything the CLI starts, so the kill can find the run's processes even
+    // when the group marker is lost or a descendant left the group (see `shell::kill_command`).
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let mut env = spec.env.to_vec();
+    env.push((shell::RUN_ID_VAR, run_id.clone()));
+    let cmd = shell::run_command(&dir, &program, spec.args, &env);
     let (ssh, args) = remote.command(&cmd);
     let local = ChildSpec {
         program: Path::new(&ssh),
@@ -251,14 +261,20 @@ pub fn spawn(remote: Option<&Remote>, spec: &ChildSpec<'_>, mode: StdoutMode) ->
         .map_err(|e| io::Error::new(e.kind(), format!("ssh program '{ssh}': {e}")))?;
     let killer = remote.clone();
     sup.set_on_kill(Box::new(move |stderr: &str| {
-        if let (Some(pgid), _, _) = shell::split_stderr(stderr) {
-            let done = killer.run_briefly(&shell::kill_command(pgid), KILL_DEADLINE);
-            if let Err(e) = done {
-                crate::log::warn(&format!(
-                    "could not stop remote process group {pgid} on {}: {e}",
-                    killer.host
-                ));
-            }
+        let (pgid, _, _) = shell::split_stderr(stderr);
+        // Without the marker the CLI may not have started at all (ssh still connecting): the
+        // sweep then gets a shorter deadline, so a cancel of an unreachable host stays quick.
+        let deadline = if pgid.is_some() {
+            KILL_DEADLINE
+        } else {
+            KILL_DEADLINE / 2
+        };
+        let done = killer.run_briefly(&shell::kill_command(pgid, &run_id), deadline);
+        if let Err(e) = done {
+            crate::log::warn(&format!(
+                "could not stop the remote run on {}: {e}",
+                killer.host
+            ));
         }
     }));
     Ok(Child {

@@ -95,13 +95,23 @@ pub fn run_command(dir: &str, program: &str, args: &[String], env: &[(&str, Stri
     cmd
 }
 
-/// The remote command that stops process group `pgid`: SIGTERM, up to ~2 s for it to go, then
-/// SIGKILL to whatever is left. Always exits 0 (a group already gone is the usual case).
-pub fn kill_command(pgid: u32) -> String {
+/// The variable that tags every process of one remote run (inherited by all it starts).
+pub const RUN_ID_VAR: &str = "AGENT_DISPATCH_RUN_ID";
+
+/// The remote command that stops a run: SIGTERM to process group `pgid` (when the marker was
+/// seen) and to every process whose environment holds `RUN_ID_VAR=run_id` (found through
+/// `/proc`, where there is one), up to ~2 s for them to go, then SIGKILL to whatever is left.
+/// Always exits 0 (a run already gone is the usual case).
+pub fn kill_command(pgid: Option<u32>, run_id: &str) -> String {
+    let group = pgid.map(|p| p.to_string()).unwrap_or_default();
+    let tag = quote(&format!("{RUN_ID_VAR}={run_id}"));
     format!(
-        "kill -TERM -- -{pgid} 2>/dev/null || exit 0; i=0; \
-         while kill -0 -- -{pgid} 2>/dev/null && [ $i -lt 10 ]; do sleep 0.2 2>/dev/null || sleep 1; i=$((i+1)); done; \
-         kill -KILL -- -{pgid} 2>/dev/null; exit 0"
+        "P={group}; T={tag}; \
+         tagged() {{ for d in /proc/[0-9]*; do grep -qsxzF \"$T\" \"$d/environ\" && echo \"${{d#/proc/}}\"; done; }}; \
+         sig() {{ [ -n \"$P\" ] && kill -\"$1\" -- -\"$P\" 2>/dev/null; for p in $(tagged); do kill -\"$1\" \"$p\" 2>/dev/null; done; return 0; }}; \
+         alive() {{ [ -n \"$P\" ] && kill -0 -- -\"$P\" 2>/dev/null && return 0; [ -n \"$(tagged)\" ]; }}; \
+         sig TERM; i=0; while alive && [ $i -lt 10 ]; do sleep 0.2 2>/dev/null || sleep 1; i=$((i+1)); done; \
+         sig KILL; exit 0"
     )
 }
 
@@ -131,6 +141,7 @@ pub fn split_stderr(stderr: &str) -> (Option<u32>, Option<&'static str>, String)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
     use std::process::Command;
 
     /// Runs `script` under /bin/sh and returns stdout: the quoting is proven by a real shell.
@@ -236,6 +247,30 @@ mod tests {
             .unwrap();
         let (pgid, failure, _) = split_stderr(&String::from_utf8_lossy(&out.stderr));
         assert_eq!((pgid, failure), (None, Some(NO_PROGRAM)));
+    }
+
+    #[test]
+    fn the_kill_finds_a_tagged_process_without_the_group() {
+        if !Path::new("/proc/self/environ").exists() {
+            return;
+        }
+        let id = "test-kill-tag-0001";
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .env(RUN_ID_VAR, id)
+            .spawn()
+            .unwrap();
+        let out = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(kill_command(None, id))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGTERM)
+        );
     }
 
     #[test]

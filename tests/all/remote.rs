@@ -438,3 +438,17 @@ fn cache_journal_and_dialogue_work_across_the_ssh_hop() {
     let sid = &a1[a1.iter().position(|x| x == "--session-id").unwrap() + 1];
     assert!(has_pair(&a2, "--resume", sid), "{a2:?}");
 }
+
+#[test]
+fn a_kill_finds_the_remote_run_even_after_a_stderr_flood_pushed_out_the_group_marker() {
+    // More stderr than the supervisor keeps: the marker line is gone by the time of the kill,
+    // and the run is found by the id in its environment instead.
+    let w = world("rm-flood", "    timeout: 3\n", "");
+    w.remote_step(json!({"stderr_bytes": 400_000, "sleep": 600, "grandchild": true}));
+    let mut c = w.client();
+    let (doc, _) = c.call("dispatch", json!({"agent": "far", "task": "long"}));
+    assert_eq!(doc["error_type"], "timeout", "{doc}");
+    let runs = w.remote_runs();
+    assert_eq!(runs.len(), 1);
+    assert_remote_tree_gone(&runs[0]);
+}
