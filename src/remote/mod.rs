@@ -2,8 +2,8 @@
 //! OpenSSH. This is the one place that knows; it sits below every backend, which builds the same
 //! `ChildSpec` it would run here and calls `remote::spawn` instead of `Supervised::spawn`.
 //!
-//! The local child becomes `ssh [ssh_command options] -o BatchMode=yes -T -o ConnectTimeout=10
-//! -o ControlMaster=auto -o ControlPath=<config dir>/ssh/%C -o ControlPersist=60 -- HOST CMD`
+//! The local child becomes `ssh [ssh_command options] -o BatchMode=yes -o ConnectTimeout=10
+//! -o ServerAliveInterval=15 -T -o ControlMaster=auto -o ControlPath=<config dir>/ssh/%C -o ControlPersist=60 -- HOST CMD`
 //! with stdin `/dev/null` (as every child) and the single remote command `CMD` from
 //! `shell::run_command`: `cd DIR`, check the program, print the process-group marker on stderr,
 //! `exec env VARS… PROGRAM ARGS…`, every value single-quoted. Options from `ssh_command` come
@@ -11,8 +11,15 @@
 //!
 //! - Connection sharing: the first dispatch to a host starts a master that lives 60 s after its
 //!   last use; later dispatches (and the kill below) reuse it and pay no handshake. The socket
-//!   name is ssh's `%C` hash, so the path stays short (Unix sockets allow ~100 bytes); a config
-//!   directory too deep for that runs without sharing rather than failing.
+//!   name is ssh's `%C` hash, so the path stays short (Unix sockets allow ~100 bytes); for a
+//!   config directory too deep even for that, a private 0700 directory in the temp dir named by
+//!   the config directory's hash takes its place.
+//! - The remote process group: sshd starts every session's command in a new session (it calls
+//!   `setsid`), and each step of the command `exec`s, so the pid the script prints is the CLI's
+//!   and is its process group. The remote login shell must be POSIX (sh, bash, dash, zsh, ksh).
+//! - Why a marker line on stderr: ssh carries only stdin, stdout and stderr; stdout is the CLI's
+//!   and parsed by the backend, stdin is `/dev/null`. The marker, and anything ssh wrote before
+//!   it, is removed from stderr before a backend reads it.
 //! - Kills: on timeout, cancel or drop, before the local `ssh` is killed, the `KillHook` runs
 //!   `kill -TERM -- -PGID`, a grace, then `-KILL`, over the same connection with a short deadline:
 //!   killing only the local `ssh` would leave the remote CLI running, and billing. The group id
@@ -151,30 +158,40 @@ impl Remote {
         let code = match child.wait_timeout(deadline)? {
             Some(status) => status.code().unwrap_or(-1),
             None => {
-                let _ = child.kill();
+                // The whole group: a ProxyCommand child would otherwise keep our pipes open.
+                // SAFETY: kill(2) on our own child's process group; no memory effects.
+                unsafe {
+                    libc::kill(-(child.id() as i32), libc::SIGKILL);
+                }
                 let _ = child.wait();
                 -1
             }
         };
-        let join = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
-            h.and_then(|h| h.join().ok()).unwrap_or_default()
+        // Something outside the group may still hold a pipe: what arrived by then is kept.
+        let until = Instant::now() + Duration::from_secs(1);
+        let collect = |rx: Option<crossbeam_channel::Receiver<Vec<u8>>>| {
+            rx.and_then(|rx| rx.recv_deadline(until).ok())
+                .unwrap_or_default()
         };
         Ok(Brief {
             code,
-            stdout: join(out),
-            stderr: String::from_utf8_lossy(&join(err)).into_owned(),
+            stdout: collect(out),
+            stderr: String::from_utf8_lossy(&collect(err)).into_owned(),
         })
     }
 }
 
 use std::os::unix::process::CommandExt;
 
-fn read_all<R: io::Read + Send + 'static>(mut r: R) -> std::thread::JoinHandle<Vec<u8>> {
+/// Reads `r` to its end on a thread; the bytes arrive on the returned channel.
+fn read_all<R: io::Read + Send + 'static>(mut r: R) -> crossbeam_channel::Receiver<Vec<u8>> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
     std::thread::spawn(move || {
         let mut buf = Vec::new();
         let _ = r.read_to_end(&mut buf);
-        buf
-    })
+        let _ = tx.send(buf);
+    });
+    rx
 }
 
 /// The outcome of a short ssh command.
