@@ -168,7 +168,9 @@ fn cancelling_an_async_job_kills_the_remote_group() {
     );
     let run = w.remote_runs()[0].clone();
     assert!(pid_alive(run["pid"].as_i64().unwrap()));
-    let (doc, _) = c.call("dispatch_cancel", json!({"job_id": id}));
+    // Cancelled from another server process sharing the job store.
+    let mut other = w.client();
+    let (doc, _) = other.call("dispatch_cancel", json!({"job_id": id}));
     assert!(
         doc["status"] == "cancelled" || doc["cancelled"] == true,
         "{doc}"
@@ -225,6 +227,18 @@ fn a_host_that_is_down_is_not_found_and_a_refused_key_is_permission() {
         assert!(
             doc["hint"].as_str().unwrap().contains("ssh 127.0.0.1 true"),
             "{doc}"
+        );
+        // doctor says the same about the agent, and fails.
+        let out = run(w
+            .env
+            .cmd()
+            .arg("doctor")
+            .env("AGENT_DISPATCH_SSH_COMMAND", &ssh));
+        assert_eq!(out.code, 1, "{}", out.stdout);
+        assert!(
+            out.stdout.contains("far: ssh to 127.0.0.1 failed") && out.stdout.contains(words),
+            "{}",
+            out.stdout
         );
     }
     assert!(w.remote_runs().is_empty());
