@@ -21,6 +21,7 @@ use std::time::Duration;
 pub use error::Error;
 pub use pipeline::{Dispatch, Kind, Observer, Ran, Reply, Target};
 
+use crate::ask::Ask;
 use crate::cache::Cache;
 use crate::cancel::Cancel;
 use crate::config::{self, Config};
@@ -240,6 +241,17 @@ fn heartbeat_interval() -> Duration {
         Duration::from_secs(15),
         Duration::from_secs(3600),
     )
+}
+
+/// Dispatches `ask` to `agent` as a member of `group` (0.16.0): the agent must be a member
+/// (checked before anything runs) and the group's `shared_context` leads the call's context.
+pub fn join_group(config: &Config, group: &str, agent: &str, ask: &mut Ask) -> Result<(), Error> {
+    let found = config
+        .group_for_dispatch(group, agent)
+        .map_err(Error::new)?;
+    let merged = found.merge_context(group, ask.context.as_deref().unwrap_or(""));
+    ask.context = Some(merged).filter(|c| !c.is_empty());
+    Ok(())
 }
 
 /// The SPEC §7.3 unknown-agent error.

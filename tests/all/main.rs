@@ -16,6 +16,7 @@ mod backends;
 mod cli;
 mod fakes;
 mod faults;
+mod groups;
 mod jobs;
 mod mcp;
 mod mcp_jobs;

@@ -387,3 +387,90 @@ pub fn cache_clear(ctx: &ToolCtx, _args: &Args) -> ToolResult {
     ctx.log(&format!("Cleared {n} cached entries"));
     Ok(json!({ "cleared": n }))
 }
+
+/// One member as the group tools show it: `unknown` for a removed agent (flagged, never a
+/// crash), else its health and, with `details`, directory and description.
+fn member_view(config: &config::Config, m: &config::GroupMember, details: bool) -> Value {
+    let mut obj = Map::new();
+    obj.insert("agent".into(), json!(m.agent));
+    if !m.use_for.is_empty() {
+        obj.insert("use_for".into(), json!(m.use_for));
+    }
+    match config.agent(&m.agent) {
+        None => {
+            obj.insert("unknown".into(), json!(true));
+        }
+        Some(agent) => {
+            let dir = config::resolve_path(&agent.directory);
+            if details {
+                obj.insert("directory".into(), json!(dir.to_string_lossy()));
+                if !agent.description.is_empty() {
+                    obj.insert("description".into(), json!(agent.description));
+                }
+            }
+            let healthy = match detect::directory_health(&dir) {
+                Ok(h) => json!(h),
+                Err(_) => json!("UNREADABLE"),
+            };
+            obj.insert("healthy".into(), healthy);
+        }
+    }
+    Value::Object(obj)
+}
+
+pub fn list_groups(ctx: &ToolCtx, _args: &Args) -> ToolResult {
+    let config = ctx.app().config()?;
+    if config.groups.is_empty() {
+        return Err(ToolError::new(
+            "No groups configured. Create one: agent-dispatch group add <name> --member AGENT",
+        ));
+    }
+    let groups: Vec<Value> = config
+        .groups
+        .iter()
+        .map(|(name, group)| {
+            json!({
+                "name": name,
+                "description": group.description,
+                "shared_context_present": group.shared_context().is_some(),
+                "member_count": group.members.len(),
+                "members": group.members.iter().map(|m| member_view(&config, m, false)).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    ctx.log(&format!("Found {} configured groups", groups.len()));
+    Ok(Value::Array(groups))
+}
+
+pub fn inspect_group(ctx: &ToolCtx, args: &Args) -> ToolResult {
+    let name = args.string("name")?;
+    let config = ctx.app().config()?;
+    let Some(group) = config.group(&name) else {
+        let names: Vec<&str> = config.groups.names().collect();
+        let list = if names.is_empty() {
+            "(none configured)".to_string()
+        } else {
+            names.join(", ")
+        };
+        return Err(ToolError::new(format!(
+            "Unknown group: {}. Available: {list}",
+            pyfmt::repr(&name)
+        )));
+    };
+    let members: Vec<Value> = group
+        .members
+        .iter()
+        .map(|m| member_view(&config, m, true))
+        .collect();
+    ctx.log(&format!(
+        "Inspected group {name} ({} members)",
+        members.len()
+    ));
+    Ok(json!({
+        "name": name,
+        "description": group.description,
+        "shared_context": group.shared_context,
+        "member_count": members.len(),
+        "members": members,
+    }))
+}
