@@ -153,6 +153,14 @@ pub struct Settings {
         deserialize_with = "lenient::uint::<_, 0, 0>"
     )]
     pub job_retention_days: u64,
+    /// Live children across every process that uses this config directory (`gate`); 0 = no
+    /// machine-wide cap. `max_concurrency` still applies inside each process.
+    #[serde(
+        default,
+        skip_serializing_if = "is_zero_usize",
+        deserialize_with = "lenient::usize_::<_, 0, 0>"
+    )]
+    pub machine_max_concurrency: usize,
 }
 
 impl Default for Settings {
@@ -167,6 +175,7 @@ impl Default for Settings {
             max_concurrency: default_max_concurrency(),
             cache: CacheSettings::default(),
             job_retention_days: 0,
+            machine_max_concurrency: 0,
         }
     }
 }
@@ -187,6 +196,9 @@ fn default_max_concurrency() -> usize {
     5
 }
 fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+fn is_zero_usize(n: &usize) -> bool {
     *n == 0
 }
 
@@ -741,6 +753,23 @@ mod lenient_tests {
             Path::new("/tmp/../tmp/./nonexistent-ad/x")
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn machine_max_concurrency_is_lenient_off_by_default_and_written_only_when_on() {
+        assert_eq!(Settings::default().machine_max_concurrency, 0);
+        let c = parse("settings:\n  machine_max_concurrency: ' 3 '\n").unwrap();
+        assert_eq!(c.settings.machine_max_concurrency, 3);
+        let c = parse("settings:\n  machine_max_concurrency:\n").unwrap();
+        assert_eq!(c.settings.machine_max_concurrency, 0);
+        let (m, _) = schema_error("settings:\n  machine_max_concurrency: -1\n");
+        assert!(m.contains("machine_max_concurrency"), "{m}");
+        let mut on = Config::default();
+        on.settings.machine_max_concurrency = 4;
+        let text = on.to_yaml().unwrap();
+        assert!(text.contains("  machine_max_concurrency: 4\n"), "{text}");
+        assert_eq!(parse(&text).unwrap(), on);
+        assert!(!Config::default().to_yaml().unwrap().contains("machine_"));
     }
 
     #[test]
