@@ -22,10 +22,12 @@
 //!   ahead; the looker takes a slot only when more are free than waiters ahead of it, since each
 //!   of those takes one at its next look. So nobody overtakes a waiter that keeps looking.
 //!
-//! File locks wake nobody when a slot frees, so a queued waiter looks again after a pause that
-//! grows from `FIRST_PAUSE` to `MAX_PAUSE`, checking its `Cancel` before each look: a freed slot
-//! may idle up to `MAX_PAUSE` before the head of the queue takes it. That is the "arrival order
-//! as far as file locks allow". An uncontended acquire is a single look, with no ticket file.
+//! File locks wake nobody when a slot frees, so a queued waiter looks again after a pause set by
+//! its place: `PAUSE_STEP` at the head of the queue, one more step per waiter ahead, at most
+//! `MAX_PAUSE`, checking its `Cancel` before each look. So a freed slot idles about half a
+//! `PAUSE_STEP` before the head takes it, and a long queue costs a few hundred looks a second
+//! (each a few dozen syscalls) however long it waits. That is the "arrival order as far as file
+//! locks allow". An uncontended acquire is a single look, with no ticket file.
 //!
 //! Shrinking N never evicts a holder: a look counts held slots of any index, and nobody takes a
 //! slot while N or more are held.
@@ -48,7 +50,7 @@ pub const MAX_SLOTS: usize = 256;
 /// Overrides where state shared by the processes of one config lives (`state_dir`).
 pub const STATE_DIR_ENV: &str = "AGENT_DISPATCH_STATE_DIR";
 
-const FIRST_PAUSE: Duration = Duration::from_millis(2);
+const PAUSE_STEP: Duration = Duration::from_millis(10);
 const MAX_PAUSE: Duration = Duration::from_millis(50);
 /// A waiter that has not looked for this long is not counted as ahead (it is stopped, or its
 /// machine is hopelessly overloaded); it keeps its ticket and takes its turn when it looks again.
@@ -193,7 +195,7 @@ impl MachineGate {
     }
 
     /// Waits in the machine's queue for a slot. `on_wait` is called after every look that did
-    /// not get one (first at once, then at most every `MAX_PAUSE`). `Ok(None)`: `cancel` tripped
+    /// not get one (first at once, then at least every `MAX_PAUSE`). `Ok(None)`: `cancel` tripped
     /// first, and the waiter left the queue. An off gate (also one turned off while waiting)
     /// gives a `Slot` that holds nothing.
     pub fn acquire(
@@ -203,7 +205,6 @@ impl MachineGate {
     ) -> Result<Option<Slot>, Error> {
         let dir = self.dir();
         let mut ticket: Option<Ticket> = None;
-        let mut pause = FIRST_PAUSE;
         let mut dir_made = false;
         loop {
             if cancel.is_tripped() {
@@ -241,8 +242,7 @@ impl MachineGate {
             drop(look);
             drop(queue);
             on_wait(queued);
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(MAX_PAUSE);
+            std::thread::sleep(pause_at(queued.ahead));
         }
     }
 
@@ -250,6 +250,14 @@ impl MachineGate {
     pub fn status(&self) -> Result<Status, Error> {
         probe(self.dir(), self.capacity())
     }
+}
+
+/// How long a waiter with `ahead` waiters in front of it sleeps between looks: the next in
+/// line looks often, the back of a long queue rarely.
+fn pause_at(ahead: usize) -> Duration {
+    PAUSE_STEP
+        .saturating_mul(u32::try_from(ahead).unwrap_or(u32::MAX).saturating_add(1))
+        .min(MAX_PAUSE)
 }
 
 /// The right to start one child: a permit of this process's `limiter`, then (when the gate is
