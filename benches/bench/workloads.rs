@@ -28,7 +28,7 @@ pub struct Row {
     pub better: Better,
 }
 
-fn row(label: impl Into<String>, value: Value, better: Better) -> Row {
+pub fn row(label: impl Into<String>, value: Value, better: Better) -> Row {
     Row {
         label: label.into(),
         value,
@@ -106,9 +106,15 @@ pub const FIGURES: &[Figure] = &[
         title: "`dispatch_cancel` of a running job",
         run: cancel,
     },
+    Figure {
+        id: "gate",
+        runs: |s| s.overhead_runs,
+        title: "machine gate (`machine_max_concurrency`): cost per dispatch, slot handoff",
+        run: crate::gate::gate,
+    },
 ];
 
-const LONG: Duration = Duration::from_secs(600);
+pub const LONG: Duration = Duration::from_secs(600);
 const SHORT: Duration = Duration::from_secs(60);
 
 /// The document of a successful dispatch, or the server's error text.
