@@ -146,7 +146,15 @@ impl App {
 
     fn apply_settings(&self, settings: &config::Settings) {
         self.limiter.set_capacity(settings.max_concurrency);
-        self.gate.set_capacity(settings.machine_max_concurrency);
+        // A process inside a dispatched agent (depth ≥ 1) passes the gate: its ancestor's child
+        // holds a slot for the whole tree, and N agents that each dispatch once more would
+        // otherwise wait forever for slots they hold themselves.
+        let nested = self.run_env.depth.as_ref().is_ok_and(|d| *d > 0);
+        self.gate.set_capacity(if nested {
+            0
+        } else {
+            settings.machine_max_concurrency
+        });
         self.cache()
             .configure(settings.cache.ttl, settings.cache.max_size);
     }

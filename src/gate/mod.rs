@@ -29,6 +29,9 @@
 //! (each a few dozen syscalls) however long it waits. That is the "arrival order as far as file
 //! locks allow". An uncontended acquire is a single look, with no ticket file.
 //!
+//! A process inside a dispatched agent (depth ≥ 1) runs with the gate off (`App` decides): its
+//! ancestor's child holds a slot for the whole tree, and waiting for another could deadlock.
+//!
 //! Shrinking N never evicts a holder: a look counts held slots of any index, and nobody takes a
 //! slot while N or more are held.
 

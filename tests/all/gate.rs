@@ -216,3 +216,22 @@ fn the_cli_waits_for_a_slot_and_doctor_shows_the_slots() {
     );
     assert_eq!(dispatched(), 1);
 }
+
+#[test]
+fn a_dispatch_from_inside_a_dispatched_agent_passes_the_gate() {
+    let env = TestEnv::new("gate-nested");
+    config(&env, 1);
+    // The ancestor's child holds the only slot; a server it started (depth 1) must not wait
+    // for it, or N agents dispatching once more would deadlock on their own slots.
+    let gate = MachineGate::new(state_dir(&env).join("gate"), 1);
+    let _ancestor = gate.acquire(&Cancel::new(), &mut |_| {}).unwrap().unwrap();
+    let mut nested = McpClient::start_with(&env, |cmd| {
+        cmd.env("FAKE_CLAUDE_STEP", json!({"result": "nested"}).to_string())
+            .env("AGENT_DISPATCH_STATE_DIR", state_dir(&env))
+            .env("AGENT_DISPATCH_DEPTH", "1");
+    });
+    nested.initialize("2025-11-25");
+    let id = dispatch(&mut nested, "from inside an agent");
+    assert_eq!(succeeded(&mut nested, id)["result"], "nested");
+    assert_eq!(env.claude_runs()[0]["depth"], "2");
+}
