@@ -5,7 +5,9 @@
 //!
 //! All the state is files under `<state dir>/gate/` (`AGENT_DISPATCH_STATE_DIR`, else the
 //! config file's directory) guarded by fs2 (`flock`) locks, so whatever a dead process held the
-//! kernel frees with its last descriptor:
+//! kernel frees with its last descriptor. `flock` locks belong to an open file, so two threads
+//! of one process exclude each other like two processes do (not so on NFS, where Linux maps
+//! `flock` to per-process POSIX locks: the state directory must be local):
 //!
 //! - `slot-<i>.lock` (i < N): a slot is an exclusive lock on one of these. The `Slot` rides in
 //!   the child's `limiter::Permit`, taken before the spawn and dropped after the reap, so a slot
