@@ -216,6 +216,14 @@ pub struct Settings {
         deserialize_with = "lenient::bool_default_true"
     )]
     pub usage_log: bool,
+    /// Live children across every process that uses this config directory (`gate`); 0 = no
+    /// machine-wide cap. `max_concurrency` still applies inside each process.
+    #[serde(
+        default,
+        skip_serializing_if = "is_zero_usize",
+        deserialize_with = "lenient::usize_::<_, 0, 0>"
+    )]
+    pub machine_max_concurrency: usize,
 }
 
 /// `settings.backends.<name>`.
@@ -245,6 +253,7 @@ impl Default for Settings {
             backends: BTreeMap::new(),
             dispatch_protocol: true,
             usage_log: true,
+            machine_max_concurrency: 0,
         }
     }
 }
@@ -269,6 +278,9 @@ fn is_zero(n: &u64) -> bool {
 }
 fn is_true(b: &bool) -> bool {
     *b
+}
+fn is_zero_usize(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The whole file. `agents` and `groups` keep the order of the file.

@@ -21,6 +21,7 @@
 mod util;
 
 mod client;
+mod gate;
 mod report;
 mod scale;
 mod stats;

@@ -29,7 +29,7 @@ pub struct Row {
     pub better: Better,
 }
 
-fn row(label: impl Into<String>, value: Value, better: Better) -> Row {
+pub fn row(label: impl Into<String>, value: Value, better: Better) -> Row {
     Row {
         label: label.into(),
         value,
@@ -125,9 +125,15 @@ pub const FIGURES: &[Figure] = &[
         title: "`list_agents` with 50 and with 500 agents",
         run: scale::list_agents_scale,
     },
+    Figure {
+        id: "gate",
+        runs: |s| s.overhead_runs,
+        title: "machine gate (`machine_max_concurrency`): cost per dispatch, slot handoff",
+        run: crate::gate::gate,
+    },
 ];
 
-const LONG: Duration = Duration::from_secs(600);
+pub const LONG: Duration = Duration::from_secs(600);
 const SHORT: Duration = Duration::from_secs(60);
 
 /// The document of a successful dispatch, or the server's error text.

@@ -25,6 +25,7 @@ use crate::ask::Ask;
 use crate::cache::Cache;
 use crate::cancel::Cancel;
 use crate::config::{self, Config};
+use crate::gate::MachineGate;
 use crate::jobs::JobStore;
 use crate::journal::{self, Journal};
 use crate::limiter::Limiter;
@@ -37,6 +38,9 @@ pub struct App {
     config_path: PathBuf,
     /// The one concurrency gate for every child this process starts.
     limiter: Limiter,
+    /// The cap on live children shared with every process of the same config directory
+    /// (`settings.machine_max_concurrency`); a child's permit carries one of its slots.
+    gate: MachineGate,
     cache: Mutex<Cache>,
     snapshot: snapshot::Snapshot,
     /// Tripped at shutdown so queued work gives up instead of starting children.
@@ -57,11 +61,12 @@ pub struct App {
 
 impl App {
     /// An application over `config_path` whose children inherit `run_env`. Reads the config
-    /// once for the start-up settings (limiter size, cache shape); a broken file is reported
-    /// by the first call that needs it, not here.
+    /// once for the start-up settings (limiter size, machine gate, cache shape); a broken file
+    /// is reported by the first call that needs it, not here.
     pub fn new(config_path: PathBuf, run_env: RunEnv) -> App {
         let app = App {
             limiter: Limiter::new(1),
+            gate: MachineGate::new(crate::gate::gate_dir(&config_path), 0),
             cache: Mutex::new(Cache::new(0, 0)),
             snapshot: snapshot::Snapshot::default(),
             stopping: Cancel::new(),
@@ -120,6 +125,10 @@ impl App {
         &self.limiter
     }
 
+    pub fn gate(&self) -> &MachineGate {
+        &self.gate
+    }
+
     pub fn heartbeat(&self) -> Duration {
         self.heartbeat
     }
@@ -150,6 +159,15 @@ impl App {
 
     fn apply_settings(&self, settings: &config::Settings) {
         self.limiter.set_capacity(settings.max_concurrency);
+        // A process inside a dispatched agent (depth ≥ 1) passes the gate: its ancestor's child
+        // holds a slot for the whole tree, and N agents that each dispatch once more would
+        // otherwise wait forever for slots they hold themselves.
+        let nested = self.run_env.depth.as_ref().is_ok_and(|d| *d > 0);
+        self.gate.set_capacity(if nested {
+            0
+        } else {
+            settings.machine_max_concurrency
+        });
         self.cache()
             .configure(settings.cache.ttl, settings.cache.max_size);
     }

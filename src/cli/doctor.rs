@@ -209,6 +209,13 @@ pub fn run(io: &mut Io, args: &DoctorArgs) -> io::Result<u8> {
 
     r.section("Config")?;
     let config = check_config(&mut r, &path)?;
+    if config.is_some() {
+        match crate::gate::slots_in_use(&path) {
+            Ok((_, 0)) => r.ok("Machine gate: off (settings.machine_max_concurrency: 0)")?,
+            Ok((used, n)) => r.ok(&format!("Machine gate: {used} of {n} slots in use"))?,
+            Err(e) => r.warn(&e.to_string())?,
+        }
+    }
 
     r.section("MCP registration")?;
     match &claude {

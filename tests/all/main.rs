@@ -16,6 +16,7 @@ mod backends;
 mod cli;
 mod fakes;
 mod faults;
+mod gate;
 mod groups;
 mod jobs;
 mod mcp;
