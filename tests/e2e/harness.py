@@ -50,22 +50,32 @@ def token(label):
     return f"e2e-{label}-{uuid.uuid4().hex[:10]}"
 
 
-def processes_with(needle):
-    """Pids of live processes whose command line contains `needle` (this process excluded)."""
-    found = []
+def live_processes():
+    """(pid, argv) of every live process but this one."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+                argv = f.read().decode(errors="replace").split("\0")
             with open(f"/proc/{entry}/stat") as f:
                 state = f.read().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
-        if needle in cmdline and state not in ("Z", "X"):
-            found.append(int(entry))
-    return found
+        if state not in ("Z", "X"):
+            yield int(entry), [a for a in argv if a]
+
+
+def processes_with(needle):
+    """Pids of live processes whose command line contains `needle` (this process excluded).
+    The claude CLI gets the prompt in its argv, so a token in the prompt finds it."""
+    return [pid for pid, argv in live_processes() if needle in " ".join(argv)]
+
+
+def processes_with_arg(arg):
+    """Pids of live processes with `arg` as one whole argument: the program itself, not the
+    CLI whose prompt or the shell whose script merely mentions it."""
+    return [pid for pid, argv in live_processes() if arg in argv]
 
 
 class MockApi:

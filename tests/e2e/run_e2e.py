@@ -22,7 +22,7 @@ from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 import contract
-from harness import World, processes_with, token, wait_until
+from harness import World, processes_with, processes_with_arg, token, wait_until
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # Deadlines. None of them is a speed assertion: each only bounds a hang.
@@ -268,23 +268,24 @@ async def async_wait(world):
 @scenario
 async def async_cancel(world):
     t = world.tally
-    home = world.home("async-cancel", {"alpha": {"allowed_tools": ["Bash(sleep:*)"]}})
-    seconds = 4000 + uuid.uuid4().int % 900
-    sleeper = f"sleep {seconds}"
+    # The CLI refuses a plain `sleep` ("Blocked: standalone sleep"), so the tool waits in Python.
+    home = world.home("async-cancel", {"alpha": {"allowed_tools": ["Bash(python3:*)"]}})
+    script = f"import time; time.sleep({4000 + uuid.uuid4().int % 900})"
     tok = token("cancel")
-    task = f"Wait {tok}\nE2E:TOOL Bash {{\"command\": \"{sleeper}\"}}"
+    task = f"Wait {tok}\nE2E:TOOL Bash {json.dumps({'command': f'python3 -c {chr(39)}{script}{chr(39)}'})}"
 
     async def body(c):
         started = await c.call("dispatch_async", {"agent": "alpha", "task": task})
         job = started.get("job_id", "")
-        running = await anyio.to_thread.run_sync(lambda: wait_until(lambda: processes_with(sleeper), 60))
-        t.check("dispatch_cancel: the CLI's tool is running before the cancel", bool(running))
+        running = await anyio.to_thread.run_sync(lambda: wait_until(lambda: processes_with_arg(script), 60))
+        t.check("dispatch_cancel: the CLI's tool is running before the cancel", bool(running),
+                await c.call("dispatch_status", {"job_id": job}))
         cancelled = await c.call("dispatch_cancel", {"job_id": job})
         t.check("dispatch_cancel: cancelled_running", cancelled.get("outcome") == "cancelled_running", cancelled)
         gone = await anyio.to_thread.run_sync(
-            lambda: wait_until(lambda: not processes_with(sleeper) and not processes_with(tok), GONE_SECS))
+            lambda: wait_until(lambda: not processes_with_arg(script) and not processes_with(tok), GONE_SECS))
         t.check("dispatch_cancel: no claude process and no tool process is left", gone,
-                processes_with(sleeper) + processes_with(tok))
+                processes_with_arg(script) + processes_with(tok))
         status = await c.call("dispatch_status", {"job_id": job})
         t.check("dispatch_cancel: the job stays cancelled", status.get("status") == "cancelled", status)
 
