@@ -302,7 +302,7 @@ async def async_cancel(world):
 @scenario
 async def parallel_aggregate(world):
     t = world.tally
-    home = world.home("parallel", {"alpha": {}, "beta": {}})
+    home = world.home("parallel", {"alpha": {}, "beta": {"model": "sonnet"}})
     tok = token("parallel")
     items = [{"agent": "alpha", "task": f"Amounts {tok}\nE2E:FINAL alpha stores cents"},
              {"agent": "beta", "task": f"Pages {tok}\nE2E:FINAL beta shows euros"}]
@@ -314,6 +314,9 @@ async def parallel_aggregate(world):
                 results == ["alpha stores cents", "beta shows euros"], r)
         t.check("dispatch_parallel: the aggregator answered",
                 r.get("aggregated", {}).get("success") is True, r.get("aggregated"))
+        models = {q["model"] for q in world.api.requests("beta shows euros") if "Pages" in json.dumps(q["messages"])}
+        t.check("dispatch_parallel: beta's model setting reached the API (--model sonnet)",
+                len(models) == 1 and "sonnet" in next(iter(models)), models)
         prompts = [json.dumps(q["messages"]) for q in world.api.requests("alpha stores cents")]
         t.check("dispatch_parallel: the aggregator saw both answers",
                 any("beta shows euros" in p for p in prompts), len(prompts))
