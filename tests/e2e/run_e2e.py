@@ -366,9 +366,39 @@ def cli_test_stream(world):
             (failed.returncode, failed.stdout, failed.stderr))
 
 
+def init_and_doctor(world):
+    """`init` registers the server through the real `claude mcp add-json`; `doctor` finds it
+    through the real `claude mcp list`, which starts our `serve` and checks it answers MCP."""
+    t = world.tally
+    home = world.home("init-doctor", {"alpha": {}})
+    bindir = os.path.join(home.root, "bin")
+    os.makedirs(bindir)
+    os.symlink(world.binary, os.path.join(bindir, "agent-dispatch"))  # init wants it on PATH
+    env = dict(home.env, PATH=bindir + os.pathsep + home.env["PATH"])
+
+    def run(*argv):
+        return subprocess.run(list(argv), env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=CALL_SECS)
+
+    try:
+        init = run(world.binary, "init")
+        t.check("init: registered with the real CLI", init.returncode == 0
+                and "Registered MCP server" in init.stdout, (init.returncode, init.stdout, init.stderr))
+        listed = run(world.claude, "mcp", "list")
+        t.check("claude mcp list: the real CLI connects to our serve",
+                re.search(r"^agent-dispatch: .*agent-dispatch serve - .*Connected", listed.stdout, re.M),
+                (listed.returncode, listed.stdout, listed.stderr))
+        doctor = run(world.binary, "doctor")
+        t.check("doctor: sees the registration", doctor.returncode == 0
+                and "[OK] agent-dispatch is registered with Claude Code" in doctor.stdout,
+                (doctor.returncode, doctor.stdout, doctor.stderr))
+    except subprocess.TimeoutExpired as e:
+        t.check("init and doctor ran to the end", False, repr(e))
+
+
 SCENARIOS = [dispatch_one_shot, session_resume, stream_with_tool, denied_tool, budget_cap, turn_cap,
              api_error, timeout_kills_cli, async_wait, async_cancel, parallel_aggregate, dialogue,
-             cli_test_stream]
+             cli_test_stream, init_and_doctor]
 
 
 def main():
