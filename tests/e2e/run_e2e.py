@@ -162,7 +162,7 @@ async def stream_with_tool(world):
 @scenario
 async def denied_tool(world):
     t = world.tally
-    home = world.home("denied", {"alpha": {}})
+    home = world.home("denied", {"alpha": {"disallowed_tools": ["Write"]}})
     tok = token("denied")
     task = f"Create a file {tok}\nE2E:TOOL Bash {{\"command\": \"touch e2e-denied-file\"}}"
 
@@ -174,6 +174,9 @@ async def denied_tool(world):
                 "denied" in r.get("hint", "") and "allowed_tools" in r.get("hint", ""), r)
         t.check("denied tool: the command did not run",
                 not os.path.exists(os.path.join(home.projects["alpha"], "e2e-denied-file")))
+        tools = [set(q["tools"]) for q in world.api.requests(tok)]
+        t.check("disallowed_tools: the CLI does not offer Write to the model",
+                bool(tools) and all("Bash" in x and "Write" not in x for x in tools), tools)
 
     await with_server(world, home, body)
 
