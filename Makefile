@@ -4,7 +4,7 @@ CARGO ?= cargo
 HOST := $(shell rustc -vV | sed -n 's/^host: //p')
 STATIC_BIN := target/$(HOST)/release/agent-dispatch
 
-.PHONY: build install static test test-faults test-soak test-client lint demo bench bench-compare
+.PHONY: build install static test test-faults test-soak test-client test-e2e lint demo bench bench-compare
 
 build:
 	$(CARGO) build --release
@@ -43,6 +43,39 @@ $(CLIENT_VENV)/.installed:
 test-client: $(CLIENT_VENV)/.installed
 	$(CARGO) build
 	$(CLIENT_VENV)/bin/python tests/client/smoke_client.py target/debug/agent-dispatch fixtures/fake-claude
+
+# The real `claude` CLI, offline: Node and @anthropic-ai/claude-code from npm, pinned and cached
+# under target/e2e/ (one directory per version, like the SDK virtualenv), against the model API
+# stand-in in tests/e2e/. `make test-e2e CLAUDE_CODE_VERSION=x.y.z` tries a newer CLI.
+# The CLI needs Node >= 22, and npm picks the CLI version for the Node it runs under, so npm
+# runs with the pinned Node first on PATH.
+E2E_DIR := target/e2e
+E2E_NODE_VERSION ?= 22.23.3
+CLAUDE_CODE_VERSION ?= 2.1.330
+E2E_NODE_ARCH := $(shell uname -m | sed 's/x86_64/x64/; s/aarch64/arm64/')
+E2E_NODE := $(E2E_DIR)/node-$(E2E_NODE_VERSION)
+E2E_NODE_BIN := $(E2E_NODE)/lib/node_modules/node-linux-$(E2E_NODE_ARCH)/bin
+E2E_CLAUDE := $(E2E_DIR)/claude-code-$(CLAUDE_CODE_VERSION)
+E2E_NPM := npm install --global --no-audit --no-fund --loglevel=error
+# A hard stop for the whole run; every wait inside has its own, shorter deadline.
+E2E_TIMEOUT ?= 900
+
+$(E2E_NODE)/.installed:
+	rm -rf $(E2E_NODE)
+	$(E2E_NPM) --prefix $(E2E_NODE) node-linux-$(E2E_NODE_ARCH)@$(E2E_NODE_VERSION)
+	$(E2E_NODE_BIN)/node --version
+	touch $@
+
+$(E2E_CLAUDE)/.installed: $(E2E_NODE)/.installed
+	rm -rf $(E2E_CLAUDE)
+	PATH="$(abspath $(E2E_NODE_BIN)):$$PATH" $(E2E_NPM) --prefix $(E2E_CLAUDE) @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
+	touch $@
+
+test-e2e: $(CLIENT_VENV)/.installed $(E2E_CLAUDE)/.installed
+	$(CARGO) build
+	timeout --kill-after=10 $(E2E_TIMEOUT) $(CLIENT_VENV)/bin/python tests/e2e/run_e2e.py \
+		--binary target/debug/agent-dispatch --claude $(E2E_CLAUDE)/bin/claude \
+		--node-bin $(E2E_NODE_BIN) --fake fixtures/fake-claude
 
 lint:
 	$(CARGO) fmt --all -- --check
