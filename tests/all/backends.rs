@@ -517,3 +517,50 @@ fn an_account_limit_is_a_usage_limit_with_the_reset_time() {
         "{e}"
     );
 }
+
+#[test]
+fn doctor_checks_each_backend_in_use() {
+    let w = world("be-doctor", "", "");
+    let doctor = |extra: &[(&str, &str)]| {
+        let mut cmd = w.env.cmd();
+        cmd.arg("doctor");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        run(&mut cmd)
+    };
+    let out = doctor(&[]);
+    assert!(
+        out.stdout.contains("[OK] claude: ") && out.stdout.contains("(2.1.330 (Claude Code))"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("[OK] codex: ") && out.stdout.contains("(codex-cli 0.169.0)"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("[OK] gemini: "), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("--append-system-prompt"),
+        "{}",
+        out.stdout
+    );
+
+    let out = doctor(&[("FAKE_CLAUDE_OLD_HELP", "1")]);
+    assert!(
+        out.stdout
+            .contains("[WARN] claude --help does not list --append-system-prompt"),
+        "{}",
+        out.stdout
+    );
+    std::fs::remove_file(w.env.bin_dir.join("gemini")).unwrap();
+    let out = doctor(&[]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("[FAIL] gemini: not found (1 agent(s) use it)"),
+        "{}",
+        out.stdout
+    );
+}

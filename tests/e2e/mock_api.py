@@ -15,7 +15,7 @@ prompt (the last user message that is not a tool result):
 
   E2E:TOOL <Name> <json input>   answer with a short text and one tool_use block; once the tool
                                  result comes back, answer with the final text
-  E2E:FINAL <text>               the final text (default: "mock answer: " + the prompt's first
+  E2E:FINAL <text>               the final text (a literal \\n in it is a line break) (default: "mock answer: " + the prompt's first
                                  words)
   E2E:FINAL_IF <needle> => <text>  the final text when the prompt (directive lines left out)
                                  contains <needle>
@@ -87,7 +87,8 @@ def final_text(prompt, found):
         if needle and needle in plain_prompt(prompt):
             return text
     if "FINAL" in found:
-        return found["FINAL"]
+        # A literal \n in the directive is a line break (a final STATUS line, for instance).
+        return found["FINAL"].replace("\\n", "\n")
     words = " ".join(plain_prompt(prompt).split()[:12])
     return "mock answer: " + words
 

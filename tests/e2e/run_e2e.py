@@ -399,7 +399,35 @@ def init_and_doctor(world):
         t.check("init and doctor ran to the end", False, repr(e))
 
 
-SCENARIOS = [dispatch_one_shot, session_resume, stream_with_tool, denied_tool, budget_cap, turn_cap,
+@scenario
+async def protocol_and_outcome(world):
+    t = world.tally
+    home = world.home("protocol", {"alpha": {"instructions": "Answer in plain English."}})
+    tok = token("protocol")
+    task = f"Fix the bug {tok}\nE2E:FINAL Fixed half of it.\\nSTATUS: partial"
+
+    async def body(c):
+        r = await c.call("dispatch", {"agent": "alpha", "task": task, "caller": "e2e-client"})
+        t.check("protocol: the STATUS line becomes outcome", r.get("success") is True
+                and r.get("outcome") == "partial" and r.get("result") == "Fixed half of it.", r)
+        t.check("protocol: a partial outcome carries the call that continues",
+                "dispatch_session(agent='alpha'" in (r.get("hint") or ""), r)
+        reqs = world.api.requests(tok)
+        if reqs:
+            system, prompt = reqs[0]["system"], json.dumps(reqs[0]["messages"])
+            t.check("protocol: the protocol reaches the model's system prompt",
+                    "## Dispatch protocol" in system and "e2e-client" in system, system[-800:])
+            t.check("protocol: the agent's instructions follow it",
+                    "Answer in plain English." in system, system[-400:])
+            t.check("protocol: never mixed into the task", "Dispatch protocol" not in prompt, prompt[:300])
+        again = await c.call("dispatch", {"agent": "alpha", "task": task, "caller": "e2e-client"})
+        t.check("protocol: a partial outcome is not cached", again.get("cached") is not True
+                and len(world.api.requests(tok)) == 2, again)
+
+    await with_server(world, home, body)
+
+
+SCENARIOS = [dispatch_one_shot, protocol_and_outcome, session_resume, stream_with_tool, denied_tool, budget_cap, turn_cap,
              api_error, timeout_kills_cli, async_wait, async_cancel, parallel_aggregate, dialogue,
              cli_test_stream, init_and_doctor]
 
