@@ -235,3 +235,35 @@ fn a_dispatch_from_inside_a_dispatched_agent_passes_the_gate() {
     assert_eq!(succeeded(&mut nested, id)["result"], "nested");
     assert_eq!(env.claude_runs()[0]["depth"], "2");
 }
+
+#[test]
+fn stats_shows_the_slots_in_use() {
+    let env = TestEnv::new("gate-stats");
+    config(&env, 2);
+    let gate = MachineGate::new(state_dir(&env).join("gate"), 2);
+    let held = gate.acquire(&Cancel::new(), &mut |_| {}).unwrap().unwrap();
+    let stats = |json: bool| {
+        let mut c = env.cmd();
+        c.arg("stats")
+            .env("AGENT_DISPATCH_STATE_DIR", state_dir(&env));
+        if json {
+            c.arg("--json");
+        }
+        run(&mut c)
+    };
+    let out = stats(false);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .starts_with("Machine gate: 1 of 2 slots in use, 0 waiting\n"),
+        "{}",
+        out.stdout
+    );
+    let out = stats(true);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        doc["machine_gate"],
+        json!({"in_use": 1, "configured": 2, "waiting": 0})
+    );
+    drop(held);
+}
