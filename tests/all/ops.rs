@@ -331,3 +331,28 @@ fn live_servers_are_registered_and_a_killed_one_disappears() {
         !dir.join(format!("{}.json", pids[1])).exists()
     });
 }
+
+#[test]
+fn list_agents_and_inspect_agent_carry_typical_from_three_runs() {
+    let env = TestEnv::new("ops-typical-mcp");
+    with_agent(&env);
+    let mut c = McpClient::ready(&env);
+    for i in 0..3 {
+        let (list, _) = c.call("list_agents", json!({}));
+        assert!(
+            list[0].get("typical").is_none(),
+            "typical after {i} runs: {list}"
+        );
+        let (doc, _) = c.call("dispatch", json!({"agent": "a", "task": format!("t{i}")}));
+        assert_eq!(doc["success"], true, "{doc}");
+    }
+    let (list, _) = c.call("list_agents", json!({}));
+    let typical = &list[0]["typical"];
+    assert!(typical["median_seconds"].is_number(), "{list}");
+    assert!(
+        typical["p90_seconds"].is_number() && typical["median_cost_usd"].is_number(),
+        "{list}"
+    );
+    let (doc, _) = c.call("inspect_agent", json!({"name": "a"}));
+    assert_eq!(doc["typical"], *typical, "{doc}");
+}
