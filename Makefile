@@ -86,7 +86,8 @@ demo:
 	$(CARGO) build
 	./scripts/demo.sh target/debug/agent-dispatch
 
-# Benchmarks through the MCP interface with the fake claude as the child; results go in
+# Benchmarks through the MCP interface with the fake claude as the child (and the fake codex and
+# gemini for `backend_overhead`); results go in
 # BENCHMARKS.md. `BENCH_ONLY=<figure id>` runs one figure (ids: benches/bench/workloads.rs).
 # The overhead figures (`*_compiled`) build their own stand-in claude with rustc into
 # target/bench-stand-in/ (benches/stand-in/claude.rs), so Python's start-up is not in them.

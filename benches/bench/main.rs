@@ -20,6 +20,7 @@
 #[path = "../../tests/all/util/mod.rs"]
 mod util;
 
+mod backends;
 mod client;
 mod gate;
 mod report;

@@ -131,6 +131,12 @@ pub const FIGURES: &[Figure] = &[
         title: "machine gate (`machine_max_concurrency`): cost per dispatch, slot handoff",
         run: crate::gate::gate,
     },
+    Figure {
+        id: "backend_overhead",
+        runs: |s| s.overhead_runs,
+        title: "dispatch overhead per backend: MCP `dispatch` minus a bare spawn of the same fake",
+        run: crate::backends::backend_overhead,
+    },
 ];
 
 pub const LONG: Duration = Duration::from_secs(600);
