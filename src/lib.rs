@@ -24,5 +24,6 @@ pub mod process;
 pub mod pyfmt;
 pub mod result;
 pub mod runenv;
+pub mod schema;
 pub mod signals;
 pub mod text;

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::{Map, Value, json};
 
 use super::{Args, ToolCtx, ToolError, ToolResult};
-use crate::app::Observer;
+use crate::app::{App, Observer};
 use crate::config::{self, AgentConfig, AgentPatch};
 use crate::detect;
 use crate::pyfmt;
@@ -85,8 +85,19 @@ pub fn list_agents(ctx: &ToolCtx, _args: &Args) -> ToolResult {
 pub fn inspect_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
     let name = args.string("name")?;
     let preview_lines = args.int("preview_lines")?;
-    let config = ctx.app().config()?;
-    let agent = ctx.app().target(&config, &name, 0)?.agent;
+    let doc = inspect(ctx.app(), &name, preview_lines)?;
+    // As before the split: only a healthy project's inspection is logged.
+    if doc["healthy"] == true {
+        let dir = doc["directory"].as_str().unwrap_or("");
+        ctx.log(&format!("Inspected {name} ({dir})"));
+    }
+    Ok(doc)
+}
+
+/// What `inspect_agent` returns (also the `agent-dispatch://agents/{name}` resource).
+pub fn inspect(app: &App, name: &str, preview_lines: i64) -> ToolResult {
+    let config = app.config()?;
+    let agent = app.target(&config, name, 0)?.agent;
     let dir = &agent.directory;
     let mut obj = Map::new();
     obj.insert("name".into(), json!(name));
@@ -139,7 +150,6 @@ pub fn inspect_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
             }
         }
     }
-    ctx.log(&format!("Inspected {name} ({})", dir.display()));
     Ok(Value::Object(obj))
 }
 
