@@ -16,4 +16,5 @@ mod faults;
 mod jobs;
 mod mcp;
 mod mcp_jobs;
+mod mcp_more;
 mod runner;
