@@ -39,6 +39,10 @@ pub fn array(items: Value) -> Value {
     json!({ "type": "array", "items": items })
 }
 
+pub fn null() -> Value {
+    json!({ "type": "null" })
+}
+
 pub fn nullable(ty: &str) -> Value {
     json!({ "type": [ty, "null"] })
 }
@@ -128,10 +132,18 @@ fn check(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
     if let Some(ty) = s.get("type") {
         let ok = match ty {
             Value::String(t) => type_matches(t, v),
-            Value::Array(ts) => ts
-                .iter()
-                .filter_map(Value::as_str)
-                .any(|t| type_matches(t, v)),
+            Value::Array(ts) => {
+                // 2020-12 wants the names unique; a validator that allowed repeats would pass
+                // schemas that real clients refuse.
+                let names: std::collections::BTreeSet<&str> =
+                    ts.iter().filter_map(Value::as_str).collect();
+                if names.len() != ts.len() {
+                    return Err(format!(
+                        "{path}: schema type list {ty} repeats or is not strings"
+                    ));
+                }
+                names.iter().any(|t| type_matches(t, v))
+            }
             _ => false,
         };
         if !ok {
@@ -238,7 +250,8 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keywords_are_refused_not_ignored() {
+    fn unknown_keywords_and_repeated_types_are_refused_not_ignored() {
         assert!(validate(&json!({"minimum": 3}), &json!(1)).is_err());
+        assert!(validate(&json!({"type": ["null", "null"]}), &json!(null)).is_err());
     }
 }

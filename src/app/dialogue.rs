@@ -56,7 +56,7 @@ impl crate::schema::Schema for Dialogue {
                 ("error", nullable("string")),
                 (
                     "error_type",
-                    crate::schema::any_of(vec![ErrorType::schema(), nullable("null")]),
+                    crate::schema::any_of(vec![ErrorType::schema(), crate::schema::null()]),
                 ),
             ],
             &["agent", "role", "round", "message", "cost_usd"],
