@@ -40,6 +40,9 @@ impl Watch {
             return;
         }
         let subs = Arc::clone(&self.subs);
+        // The roster as of now, read before the thread starts, so an edit made right after
+        // `initialize` is a change and not the starting point.
+        let agents = agent_names(&app);
         let poll = crate::env::secs(
             "AGENT_DISPATCH_WATCH_SECS",
             DEFAULT_POLL,
@@ -47,7 +50,7 @@ impl Watch {
         );
         let spawned = thread::Builder::new()
             .name("mcp-watch".into())
-            .spawn(move || run(&app, &out, &subs, poll));
+            .spawn(move || run(&app, &out, &subs, agents, poll));
         if let Err(e) = spawned {
             crate::log::warn(&format!("resource watcher not started: {e}"));
             self.started.store(false, Ordering::SeqCst);
@@ -82,9 +85,9 @@ fn run(
     app: &App,
     out: &Sender<Outgoing>,
     subs: &Mutex<HashMap<String, (Uri, String)>>,
+    mut agents: Option<Vec<String>>,
     poll: Duration,
 ) {
-    let mut agents = agent_names(app);
     let mut next = Instant::now() + poll;
     while !app.is_stopping() {
         thread::sleep(SLICE.min(poll));
@@ -134,5 +137,81 @@ fn run(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runenv::RunEnv;
+
+    #[test]
+    fn the_watcher_reports_a_new_agent_and_stops_with_the_app() {
+        let dir = std::env::temp_dir().join(format!("ad-watch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        let config = dir.join("agents.yaml");
+        std::fs::write(&config, "agents:\n  a:\n    directory: /tmp\n").unwrap_or_default();
+        let app = Arc::new(App::new(config.clone(), RunEnv::from_process()));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let watch = Watch::default();
+        watch.start(Arc::clone(&app), tx);
+        let tmp = dir.join("next.yaml");
+        std::fs::write(
+            &tmp,
+            "agents:\n  a:\n    directory: /tmp\n  b:\n    directory: /tmp\n",
+        )
+        .unwrap_or_default();
+        std::fs::rename(&tmp, &config).unwrap_or_default();
+        let heard = rx.recv_timeout(Duration::from_secs(60));
+        assert!(
+            matches!(&heard, Ok(Outgoing::Notification { method, .. }) if *method == "notifications/resources/list_changed"),
+            "{heard:?}"
+        );
+        app.shutdown();
+        // Its sender is the only one left: the channel disconnects once the thread has ended.
+        let end = Instant::now() + Duration::from_secs(60);
+        let stopped = loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break true,
+                _ if Instant::now() > end => break false,
+                _ => {}
+            }
+        };
+        assert!(stopped, "the watcher outlived the app's stop");
+        assert!(
+            watch
+                .subscribe("x", Uri::Agent("a".into()), String::new())
+                .is_ok()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn subscriptions_are_capped_per_connection() {
+        let watch = Watch::default();
+        for i in 0..MAX_SUBSCRIPTIONS {
+            assert!(
+                watch
+                    .subscribe(&format!("u{i}"), Uri::Agent(format!("a{i}")), String::new())
+                    .is_ok()
+            );
+        }
+        assert!(
+            watch
+                .subscribe("one-more", Uri::Agent("z".into()), String::new())
+                .is_err()
+        );
+        assert!(
+            watch
+                .subscribe("u0", Uri::Agent("a0".into()), String::new())
+                .is_ok(),
+            "re-subscribing is no new entry"
+        );
+        assert!(watch.unsubscribe("u1"));
+        assert!(
+            watch
+                .subscribe("one-more", Uri::Agent("z".into()), String::new())
+                .is_ok()
+        );
     }
 }

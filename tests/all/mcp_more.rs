@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::util::TestEnv;
 use crate::util::mcp::McpClient;
-use crate::util::{TestEnv, wait_until};
 use agent_dispatch::schema::validate;
 
 const LONG: Duration = Duration::from_secs(60);
 
-/// alpha (with a CLAUDE.md) and beta; a fake claude plan: "slow job" streams three lines half
-/// a second apart, "hang forever" sleeps, "fail please" fails, anything else answers at once.
+/// alpha (with a CLAUDE.md) and beta; a fake claude plan: "slow job" streams five lines a
+/// second apart, "hang forever" sleeps, "fail please" fails, anything else answers at once.
 fn world(name: &str) -> TestEnv {
     let env = TestEnv::new(name);
     let a = env.project("alpha");
@@ -27,7 +27,7 @@ fn world(name: &str) -> TestEnv {
     ));
     let plan = json!({
         "rules": [
-            {"prompt_contains": "slow job", "step": {"progress": ["one", "two", "three"], "delay": 0.5}},
+            {"prompt_contains": "slow job", "step": {"progress": ["one", "two", "three", "four", "five"], "delay": 1.0}},
             {"prompt_contains": "hang forever", "step": {"sleep": 60}},
             {"prompt_contains": "fail please", "step": {"is_error": true, "result": "boom", "subtype": "error_during_execution"}},
         ],
@@ -132,7 +132,7 @@ fn every_tool_output_matches_its_declared_output_schema() {
         ("dispatch_session", json!({"agent": "beta", "task": "hi"})),
         (
             "dispatch_stream",
-            json!({"agent": "alpha", "task": "slow job"}),
+            json!({"agent": "alpha", "task": "stream me"}),
         ),
         (
             "dispatch_parallel",
@@ -385,18 +385,23 @@ fn a_subscription_hears_a_job_run_by_another_process_until_unsubscribed() {
         result(&mut watcher, "resources/subscribe", json!({"uri": uri})),
         json!({})
     );
-    // Progress lines and the end each change the record; the watcher (another process) hears them.
+    // Progress lines change the record; the watcher (another process) hears them.
     assert!(
-        pump_until(&mut watcher, |c| updates_for(c, &uri) >= 2),
+        pump_until(&mut watcher, |c| updates_for(c, &uri) >= 1),
         "updates: {:?}",
         watcher.notifications
     );
+    // So does a status change made after the subscription, here a cancel from the other process.
+    let heard = updates_for(&watcher, &uri);
+    let cancelled = text_doc(&tool(&mut runner, "dispatch_cancel", json!({"job_id": id})));
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    assert!(pump_until(&mut watcher, |c| updates_for(c, &uri) > heard));
     let status = |c: &mut McpClient| {
         let r = result(c, "resources/read", json!({"uri": uri}));
         serde_json::from_str::<Value>(r["contents"][0]["text"].as_str().unwrap()).unwrap()["status"]
             .clone()
     };
-    assert!(wait_until(LONG, || status(&mut watcher) == "done"));
+    assert_eq!(status(&mut watcher), "cancelled");
 
     // Unsubscribed: a job that changes afterwards sends nothing.
     let hung = text_doc(&tool(

@@ -66,7 +66,7 @@ async def main(binary, fake):
         json.dump({
             "rules": [
                 {"prompt_contains": "hang forever", "step": {"sleep": 60, "grandchild": True}},
-                {"prompt_contains": "slow job", "step": {"progress": ["one", "two", "three"], "delay": 0.5}},
+                {"prompt_contains": "slow job", "step": {"progress": ["one", "two", "three"], "delay": 1.0}},
             ],
             "default": {"delay": 0.05, "progress": ["Reading the code", "tool:Grep", "Writing the answer"]},
         }, f)
