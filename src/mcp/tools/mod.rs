@@ -472,17 +472,23 @@ pub fn list() -> Vec<Value> {
 }
 
 /// `tools/list` for clients of protocol 2025-06-18 and later: each tool with its `outputSchema`.
+/// Built once per process: the table and the schemas are fixed.
 pub fn list_structured() -> Vec<Value> {
-    table::TOOLS
-        .iter()
-        .map(|tool| {
-            let mut v = tool.to_json();
-            if let Some(schema) = super::output::schema_for(tool.name) {
-                v["outputSchema"] = schema;
-            }
-            v
+    static LISTED: std::sync::OnceLock<Vec<Value>> = std::sync::OnceLock::new();
+    LISTED
+        .get_or_init(|| {
+            table::TOOLS
+                .iter()
+                .map(|tool| {
+                    let mut v = tool.to_json();
+                    if let Some(schema) = super::output::schema_for(tool.name) {
+                        v["outputSchema"] = schema;
+                    }
+                    v
+                })
+                .collect()
         })
-        .collect()
+        .clone()
 }
 
 pub use manage::inspect;
