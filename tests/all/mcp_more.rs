@@ -391,11 +391,19 @@ fn a_subscription_hears_a_job_run_by_another_process_until_unsubscribed() {
         "updates: {:?}",
         watcher.notifications
     );
-    // So does a status change made after the subscription, here a cancel from the other process.
+    // So does a status change made after the subscription, here a cancel from the other process;
+    // the result resource changes with it.
+    let result_uri = format!("agent-dispatch://results/{id}");
+    result(
+        &mut watcher,
+        "resources/subscribe",
+        json!({"uri": result_uri}),
+    );
     let heard = updates_for(&watcher, &uri);
     let cancelled = text_doc(&tool(&mut runner, "dispatch_cancel", json!({"job_id": id})));
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
-    assert!(pump_until(&mut watcher, |c| updates_for(c, &uri) > heard));
+    assert!(pump_until(&mut watcher, |c| updates_for(c, &uri) > heard
+        && updates_for(c, &result_uri) >= 1));
     let status = |c: &mut McpClient| {
         let r = result(c, "resources/read", json!({"uri": uri}));
         serde_json::from_str::<Value>(r["contents"][0]["text"].as_str().unwrap()).unwrap()["status"]
