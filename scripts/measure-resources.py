@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Measures what the resource features cost: tools/list size with and without output schemas,
-a full paginated resources/list of 500 agents, and the CPU an idle server spends polling 64
-subscriptions. Usage: scripts/measure-resources.py target/release/agent-dispatch
+a full paginated resources/list of 500 agents, the CPU an idle server spends polling 64
+subscriptions, and how long a ping waits behind a resources/read of a 20 MB result.
+Usage (from the repo root): scripts/measure-resources.py target/release/agent-dispatch
 """
 import json, os, subprocess, tempfile, time, sys
 binary = sys.argv[1]
@@ -40,4 +41,29 @@ def cpu(pid):
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 c0 = cpu(p.pid); time.sleep(10); c1 = cpu(p.pid)
 print(f"idle server with 64 subscriptions, 0.5 s polls: {(c1-c0)/10*100:.2f}% of one core over 10 s")
+p.stdin.close(); p.wait()
+
+# A ping behind a big resources/read.
+root = tempfile.mkdtemp(); home = os.path.join(root, "home"); bindir = os.path.join(root, "bin"); os.makedirs(bindir)
+os.symlink(os.path.abspath("fixtures/fake-claude"), os.path.join(bindir, "claude"))
+cfg = os.path.join(home, ".config/agent-dispatch/agents.yaml"); os.makedirs(os.path.dirname(cfg))
+proj = os.path.join(root, "p"); os.makedirs(proj)
+open(cfg, "w").write(f"agents:\n  a:\n    directory: {proj}\n")
+env = dict(os.environ, HOME=home, PATH=bindir + ":" + os.environ["PATH"], AGENT_DISPATCH_CONFIG=cfg, FAKE_CLAUDE_STEP=json.dumps({"huge_mb": 20}), FAKE_CLAUDE_LOG="off")
+p = subprocess.Popen([binary, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+def send(i, m, params): p.stdin.write(json.dumps({"jsonrpc": "2.0", "id": i, "method": m, "params": params}) + "\n"); p.stdin.flush()
+def wait(i):
+    while True:
+        v = json.loads(p.stdout.readline())
+        if v.get("id") == i: return v
+send(1, "initialize", {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "m", "version": "0"}}); wait(1)
+send(2, "tools/call", {"name": "dispatch", "arguments": {"agent": "a", "task": "big", "return_ref": True}}); r = wait(2)
+ref = r["result"]["structuredContent"]["ref"]
+t = time.perf_counter(); send(3, "resources/read", {"uri": f"agent-dispatch://results/{ref}"}); send(4, "ping", {})
+got = {}
+while len(got) < 2:
+    v = json.loads(p.stdout.readline())
+    if v.get("id") in (3, 4): got[v["id"]] = (v, time.perf_counter() - t)
+v, t3 = got[3]; t4 = got[4][1]
+print(f"resources/read of a {len(v['result']['contents'][0]['text'])/1e6:.0f} MB result: {t3*1000:.0f} ms; a ping sent right after it answered at {t4*1000:.0f} ms")
 p.stdin.close(); p.wait()

@@ -150,10 +150,8 @@ impl Loop {
             | "completion/complete"
                 if self.server.session.extended() =>
             {
-                match session::route(&self.server.session, &self.server.app, method, &params) {
-                    Ok(result) => self.reply(id, result),
-                    Err((code, message)) => self.reply_err(id, code, message),
-                }
+                let server = &self.server;
+                session::answer(&server.session, &server.app, &self.out, id, method, params);
             }
             "ping" => self.reply(id, json!({})),
             "tools/list" => self.reply(id, json!({ "tools": tools::list() })),

@@ -5,12 +5,13 @@
 //! capabilities, tools without `outputSchema`, results with one text item, and -32601 for the
 //! methods below. Also the router for those methods, so the loop adds one match arm.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crossbeam_channel::Sender;
 use serde_json::{Value, json};
 
-use super::msg::{ErrorCode, Outgoing};
+use super::msg::{ErrorCode, Outgoing, RequestId};
 use super::resources::{self, RpcResult, invalid};
 use super::watch::Watch;
 use super::{completion, prompts};
@@ -26,7 +27,13 @@ pub struct Session {
     /// The `protocolVersion` of our `initialize` answer; `None` before it.
     version: Mutex<Option<String>>,
     watch: Watch,
+    /// Requests answered on a thread of their own right now (see [`answer`]).
+    off_loop: Arc<AtomicUsize>,
 }
+
+/// At most this many requests of a connection run off the loop at once; more wait their turn
+/// on the loop itself, so the threads stay bounded.
+const MAX_OFF_LOOP: usize = 4;
 
 impl Session {
     fn version(&self) -> Option<String> {
@@ -87,7 +94,59 @@ pub fn extend_initialize(answer: &mut Value) {
     }
 }
 
-/// Answers one of the resource, prompt or completion methods.
+/// Answers one of the resource, prompt or completion methods on `out`. The ones that may read a
+/// lot from disk (`resources/read` of a many-megabyte result, a completion listing every job)
+/// run on a thread of their own, as tools do, so `ping` and cancellations are not held up.
+pub fn answer(
+    session: &Session,
+    app: &Arc<App>,
+    out: &Sender<Outgoing>,
+    id: RequestId,
+    method: &str,
+    params: Value,
+) {
+    let send = |out: &Sender<Outgoing>, id: RequestId, outcome: RpcResult| {
+        let _ = out.send(match outcome {
+            Ok(result) => Outgoing::Result { id, result },
+            Err((code, message)) => Outgoing::error(Some(id), code, message),
+        });
+    };
+    let heavy = matches!(method, "resources/read" | "completion/complete");
+    let counter = &session.off_loop;
+    if heavy && counter.fetch_add(1, Ordering::SeqCst) < MAX_OFF_LOOP {
+        let (app, out, counter) = (Arc::clone(app), out.clone(), Arc::clone(counter));
+        let method = method.to_string();
+        let (worker_id, worker_params) = (id.clone(), params.clone());
+        let spawned = std::thread::Builder::new()
+            .name("mcp-read".into())
+            .spawn(move || {
+                let outcome =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        match method.as_str() {
+                            "resources/read" => resources::read(&app, &worker_params),
+                            _ => completion::complete(&app, &worker_params),
+                        }
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err((
+                            ErrorCode::InternalError,
+                            format!("Internal error in {method}; the server keeps running"),
+                        ))
+                    });
+                send(&out, worker_id, outcome);
+                counter.fetch_sub(1, Ordering::SeqCst);
+            });
+        if spawned.is_ok() {
+            return;
+        }
+    }
+    if heavy {
+        counter.fetch_sub(1, Ordering::SeqCst);
+    }
+    send(out, id, route(session, app, method, &params));
+}
+
+/// The answer to one of the resource, prompt or completion methods.
 pub fn route(session: &Session, app: &App, method: &str, params: &Value) -> RpcResult {
     match method {
         "resources/list" => resources::list(app, params),
