@@ -21,6 +21,7 @@ mod groups;
 mod jobs;
 mod mcp;
 mod mcp_jobs;
+mod mcp_more;
 mod ops;
 mod ops_cli;
 mod runner;
