@@ -4,7 +4,7 @@ CARGO ?= cargo
 HOST := $(shell rustc -vV | sed -n 's/^host: //p')
 STATIC_BIN := target/$(HOST)/release/agent-dispatch
 
-.PHONY: build install static test test-faults test-soak test-client lint demo bench bench-compare
+.PHONY: build install static test test-faults test-soak test-client test-e2e test-conformance lint demo bench bench-compare
 
 build:
 	$(CARGO) build --release
@@ -44,6 +44,55 @@ test-client: $(CLIENT_VENV)/.installed
 	$(CARGO) build
 	$(CLIENT_VENV)/bin/python tests/client/smoke_client.py target/debug/agent-dispatch fixtures/fake-claude
 
+# The real `claude` CLI, offline: Node and @anthropic-ai/claude-code from npm, pinned and cached
+# under target/e2e/ (one directory per version, like the SDK virtualenv), against the model API
+# stand-in in tests/e2e/. `make test-e2e CLAUDE_CODE_VERSION=x.y.z` tries a newer CLI.
+# The CLI needs Node >= 22, and npm picks the CLI version for the Node it runs under, so npm
+# runs with the pinned Node first on PATH.
+E2E_DIR := target/e2e
+E2E_NODE_VERSION ?= 22.23.3
+CLAUDE_CODE_VERSION ?= 2.1.330
+E2E_NODE_ARCH := $(shell uname -m | sed 's/x86_64/x64/; s/aarch64/arm64/')
+E2E_NODE := $(E2E_DIR)/node-$(E2E_NODE_VERSION)
+E2E_NODE_BIN := $(E2E_NODE)/lib/node_modules/node-linux-$(E2E_NODE_ARCH)/bin
+E2E_CLAUDE := $(E2E_DIR)/claude-code-$(CLAUDE_CODE_VERSION)
+E2E_NPM := npm install --global --no-audit --no-fund --loglevel=error
+# A hard stop for the whole run; every wait inside has its own, shorter deadline.
+E2E_TIMEOUT ?= 900
+
+$(E2E_NODE)/.installed:
+	rm -rf $(E2E_NODE)
+	$(E2E_NPM) --prefix $(E2E_NODE) node-linux-$(E2E_NODE_ARCH)@$(E2E_NODE_VERSION)
+	$(E2E_NODE_BIN)/node --version
+	touch $@
+
+$(E2E_CLAUDE)/.installed: $(E2E_NODE)/.installed
+	rm -rf $(E2E_CLAUDE)
+	PATH="$(abspath $(E2E_NODE_BIN)):$$PATH" $(E2E_NPM) --prefix $(E2E_CLAUDE) @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
+	touch $@
+
+test-e2e: $(CLIENT_VENV)/.installed $(E2E_CLAUDE)/.installed
+	$(CARGO) build
+	timeout --kill-after=10 $(E2E_TIMEOUT) $(CLIENT_VENV)/bin/python tests/e2e/run_e2e.py \
+		--binary target/debug/agent-dispatch --claude $(E2E_CLAUDE)/bin/claude \
+		--node-bin $(E2E_NODE_BIN) --fake fixtures/fake-claude
+# MCP conformance scenarios from the npm package, pinned; installed under target/ like the venv.
+# 0.1.13 is the newest release that runs on Node 20 (later ones import fs.globSync, Node 22+).
+# The CLI tests servers over Streamable HTTP only, so tests/conformance/run.py bridges it to our
+# stdio server on 127.0.0.1.
+CONFORMANCE_DIR := target/conformance
+CONFORMANCE_PKG := @modelcontextprotocol/conformance@0.1.13
+CONFORMANCE_SCENARIOS := resources-list prompts-list
+
+$(CONFORMANCE_DIR)/.installed:
+	mkdir -p $(CONFORMANCE_DIR)
+	npm install --prefix $(CONFORMANCE_DIR) --no-audit --no-fund --silent $(CONFORMANCE_PKG)
+	touch $@
+
+test-conformance: $(CONFORMANCE_DIR)/.installed
+	$(CARGO) build
+	python3 tests/conformance/run.py target/debug/agent-dispatch $(CONFORMANCE_DIR)/node_modules/.bin/conformance $(CONFORMANCE_SCENARIOS)
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
@@ -53,7 +102,8 @@ demo:
 	$(CARGO) build
 	./scripts/demo.sh target/debug/agent-dispatch
 
-# Benchmarks through the MCP interface with the fake claude as the child; results go in
+# Benchmarks through the MCP interface with the fake claude as the child (and the fake codex and
+# gemini for `backend_overhead`); results go in
 # BENCHMARKS.md. `BENCH_ONLY=<figure id>` runs one figure (ids: benches/bench/workloads.rs).
 # The overhead figures (`*_compiled`) build their own stand-in claude with rustc into
 # target/bench-stand-in/ (benches/stand-in/claude.rs), so Python's start-up is not in them.

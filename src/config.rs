@@ -241,6 +241,14 @@ pub struct Settings {
         deserialize_with = "lenient::opt_string"
     )]
     pub ssh_command: Option<String>,
+    /// Live children across every process that uses this config directory (`gate`); 0 = no
+    /// machine-wide cap. `max_concurrency` still applies inside each process.
+    #[serde(
+        default,
+        skip_serializing_if = "is_zero_usize",
+        deserialize_with = "lenient::usize_::<_, 0, 0>"
+    )]
+    pub machine_max_concurrency: usize,
 }
 
 /// `settings.backends.<name>`.
@@ -271,6 +279,7 @@ impl Default for Settings {
             dispatch_protocol: true,
             usage_log: true,
             ssh_command: None,
+            machine_max_concurrency: 0,
         }
     }
 }
@@ -295,6 +304,9 @@ fn is_zero(n: &u64) -> bool {
 }
 fn is_true(b: &bool) -> bool {
     *b
+}
+fn is_zero_usize(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The whole file. `agents` and `groups` keep the order of the file.

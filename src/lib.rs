@@ -4,7 +4,7 @@
 //! Layers, each calling only down (ARCHITECTURE.md has the full map): the adapters `mcp` and
 //! `cli` → the application core `app` (the dispatch pipeline over `App`'s limiter, cache, job
 //! store and config snapshot) → the domain values and stores (`ask`, `result`, `config`, `cache`,
-//! `limiter`, `jobs`, `detect`) → the runner (`claude`, `process`, `runenv`).
+//! `limiter`, `gate`, `jobs`, `detect`) → the runner (`claude`, `process`, `runenv`).
 
 pub mod app;
 pub mod ask;
@@ -17,6 +17,7 @@ pub mod config;
 pub mod detect;
 pub mod env;
 pub mod fsutil;
+pub mod gate;
 pub mod jobs;
 pub mod journal;
 pub mod limiter;
@@ -29,5 +30,6 @@ pub mod registry;
 pub mod remote;
 pub mod result;
 pub mod runenv;
+pub mod schema;
 pub mod signals;
 pub mod text;

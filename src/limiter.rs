@@ -8,12 +8,16 @@
 //! Waiters are served in arrival order (a ticket queue, as the reference's semaphore does): a
 //! burst of async jobs queued first is served first, but a later interactive `dispatch` can no
 //! longer lose every race for a freed slot to them, or to each other, indefinitely.
+//! A permit may also carry a machine-wide `gate::Slot` (`gate::admit` takes the permit first,
+//! then the slot): `claude::run` keeps taking a `&Permit`, and whoever holds the permit holds
+//! both, for exactly as long, and frees both by dropping it.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::cancel::Cancel;
+use crate::gate::Slot;
 
 #[derive(Debug)]
 struct State {
@@ -33,9 +37,12 @@ struct Inner {
 #[derive(Clone, Debug)]
 pub struct Limiter(Arc<Inner>);
 
-/// A held slot; dropping it frees the slot.
+/// A held slot, with the machine slot it carries, if any; dropping it frees both.
 #[derive(Debug)]
-pub struct Permit(Arc<Inner>);
+pub struct Permit {
+    inner: Arc<Inner>,
+    machine: Option<Slot>,
+}
 
 /// How often a waiter re-checks its `Cancel` flag.
 const CANCEL_POLL: Duration = Duration::from_millis(50);
@@ -90,7 +97,10 @@ impl Limiter {
         }
         if st.queue.is_empty() && st.in_use < st.capacity {
             st.in_use += 1;
-            return Some(Permit(Arc::clone(&self.0)));
+            return Some(Permit {
+                inner: Arc::clone(&self.0),
+                machine: None,
+            });
         }
         let ticket = st.next_ticket;
         st.next_ticket = st.next_ticket.wrapping_add(1);
@@ -107,7 +117,10 @@ impl Limiter {
                 st.in_use += 1;
                 // A grown capacity may have room for the next in line as well.
                 self.0.freed.notify_all();
-                return Some(Permit(Arc::clone(&self.0)));
+                return Some(Permit {
+                    inner: Arc::clone(&self.0),
+                    machine: None,
+                });
             }
             st = self
                 .0
@@ -119,12 +132,32 @@ impl Limiter {
     }
 }
 
+impl Permit {
+    /// Makes this permit carry a machine slot (an off gate's empty slot changes nothing).
+    pub fn hold(&mut self, slot: Slot) {
+        if slot.index().is_some() {
+            self.machine = Some(slot);
+        }
+    }
+
+    /// The index of the machine slot this permit carries, if the gate is on.
+    pub fn machine_slot(&self) -> Option<usize> {
+        self.machine.as_ref().and_then(Slot::index)
+    }
+}
+
 impl Drop for Permit {
     fn drop(&mut self) {
-        let mut st = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        // The machine slot first: other processes may be waiting for it.
+        drop(self.machine.take());
+        let mut st = self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         st.in_use = st.in_use.saturating_sub(1);
         // Every waiter re-checks; only the head of the queue takes the slot.
-        self.0.freed.notify_all();
+        self.inner.freed.notify_all();
     }
 }
 

@@ -20,7 +20,9 @@
 #[path = "../../tests/all/util/mod.rs"]
 mod util;
 
+mod backends;
 mod client;
+mod gate;
 mod remote;
 mod report;
 mod scale;

@@ -29,7 +29,7 @@ pub struct Row {
     pub better: Better,
 }
 
-fn row(label: impl Into<String>, value: Value, better: Better) -> Row {
+pub fn row(label: impl Into<String>, value: Value, better: Better) -> Row {
     Row {
         label: label.into(),
         value,
@@ -126,6 +126,18 @@ pub const FIGURES: &[Figure] = &[
         run: scale::list_agents_scale,
     },
     Figure {
+        id: "gate",
+        runs: |s| s.overhead_runs,
+        title: "machine gate (`machine_max_concurrency`): cost per dispatch, slot handoff",
+        run: crate::gate::gate,
+    },
+    Figure {
+        id: "backend_overhead",
+        runs: |s| s.overhead_runs,
+        title: "dispatch overhead per backend: MCP `dispatch` minus a bare spawn of the same fake",
+        run: crate::backends::backend_overhead,
+    },
+    Figure {
         id: "remote",
         runs: |s| s.overhead_runs,
         title: "remote agent over ssh to 127.0.0.1: first and later dispatch against a local one",
@@ -133,7 +145,7 @@ pub const FIGURES: &[Figure] = &[
     },
 ];
 
-const LONG: Duration = Duration::from_secs(600);
+pub const LONG: Duration = Duration::from_secs(600);
 const SHORT: Duration = Duration::from_secs(60);
 
 /// The document of a successful dispatch, or the server's error text.

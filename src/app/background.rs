@@ -29,7 +29,8 @@ pub fn start(app: &Arc<App>, target: Target, ask: Ask) -> Result<String, Error> 
     let worker_app = Arc::clone(app);
     let started = app.spawn_job(&job.id, move || {
         let app = &*worker_app;
-        let outcome = jobs::run_job(owner, app.limiter(), app.stopping(), |permit, hooks| {
+        let (limiter, gate) = (app.limiter(), app.gate());
+        let outcome = jobs::run_job(owner, limiter, gate, app.stopping(), |permit, hooks| {
             pipeline::child(app, permit, &req, OutputMode::Stream, hooks)
         });
         if let Err(e) = outcome {

@@ -21,9 +21,11 @@ use std::time::Duration;
 pub use error::Error;
 pub use pipeline::{Dispatch, Kind, Observer, Ran, Reply, Target};
 
+use crate::ask::Ask;
 use crate::cache::Cache;
 use crate::cancel::Cancel;
 use crate::config::{self, Config};
+use crate::gate::MachineGate;
 use crate::jobs::JobStore;
 use crate::journal::{self, Journal};
 use crate::limiter::Limiter;
@@ -36,6 +38,9 @@ pub struct App {
     config_path: PathBuf,
     /// The one concurrency gate for every child this process starts.
     limiter: Limiter,
+    /// The cap on live children shared with every process of the same config directory
+    /// (`settings.machine_max_concurrency`); a child's permit carries one of its slots.
+    gate: MachineGate,
     cache: Mutex<Cache>,
     snapshot: snapshot::Snapshot,
     /// Tripped at shutdown so queued work gives up instead of starting children.
@@ -56,14 +61,15 @@ pub struct App {
 
 impl App {
     /// An application over `config_path` whose children inherit `run_env`. Reads the config
-    /// once for the start-up settings (limiter size, cache shape); a broken file is reported
-    /// by the first call that needs it, not here.
+    /// once for the start-up settings (limiter size, machine gate, cache shape); a broken file
+    /// is reported by the first call that needs it, not here.
     pub fn new(config_path: PathBuf, mut run_env: RunEnv) -> App {
         if run_env.ssh_control_dir.is_none() {
             run_env.ssh_control_dir = Some(crate::remote::control_dir(&config_path));
         }
         let app = App {
             limiter: Limiter::new(1),
+            gate: MachineGate::new(crate::gate::gate_dir(&config_path), 0),
             cache: Mutex::new(Cache::new(0, 0)),
             snapshot: snapshot::Snapshot::default(),
             stopping: Cancel::new(),
@@ -122,6 +128,10 @@ impl App {
         &self.limiter
     }
 
+    pub fn gate(&self) -> &MachineGate {
+        &self.gate
+    }
+
     pub fn heartbeat(&self) -> Duration {
         self.heartbeat
     }
@@ -152,6 +162,15 @@ impl App {
 
     fn apply_settings(&self, settings: &config::Settings) {
         self.limiter.set_capacity(settings.max_concurrency);
+        // A process inside a dispatched agent (depth ≥ 1) passes the gate: its ancestor's child
+        // holds a slot for the whole tree, and N agents that each dispatch once more would
+        // otherwise wait forever for slots they hold themselves.
+        let nested = self.run_env.depth.as_ref().is_ok_and(|d| *d > 0);
+        self.gate.set_capacity(if nested {
+            0
+        } else {
+            settings.machine_max_concurrency
+        });
         self.cache()
             .configure(settings.cache.ttl, settings.cache.max_size);
     }
@@ -246,6 +265,17 @@ fn heartbeat_interval() -> Duration {
         Duration::from_secs(15),
         Duration::from_secs(3600),
     )
+}
+
+/// Dispatches `ask` to `agent` as a member of `group` (0.16.0): the agent must be a member
+/// (checked before anything runs) and the group's `shared_context` leads the call's context.
+pub fn join_group(config: &Config, group: &str, agent: &str, ask: &mut Ask) -> Result<(), Error> {
+    let found = config
+        .group_for_dispatch(group, agent)
+        .map_err(Error::new)?;
+    let merged = found.merge_context(group, ask.context.as_deref().unwrap_or(""));
+    ask.context = Some(merged).filter(|c| !c.is_empty());
+    Ok(())
 }
 
 /// The SPEC §7.3 unknown-agent error.

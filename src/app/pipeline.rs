@@ -15,6 +15,7 @@ use crate::cache::CacheKey;
 use crate::cancel::Cancel;
 use crate::claude::{DispatchRequest, Hooks, OutputMode};
 use crate::config::{AgentConfig, Settings};
+use crate::gate::{self, Queued};
 use crate::journal::Entry;
 use crate::limiter::Permit;
 use crate::protocol::Outcome;
@@ -190,15 +191,50 @@ pub fn run(app: &App, d: &Dispatch, obs: &dyn Observer) -> Ran {
     }
 }
 
-/// Waits for a permit of the process's one limiter, then runs the child while holding it.
+/// Waits for the right to start a child — a permit of the process's limiter, then a slot of
+/// the machine gate when it is on — and runs the child while holding both.
 fn gated(app: &App, d: &Dispatch, obs: &dyn Observer) -> DispatchResult {
     let name = d.target.name.as_str();
-    let Some(permit) = app.limiter().acquire(obs.cancel()) else {
-        return DispatchResult::failure(
-            name,
-            ErrorType::Cancelled,
-            "Cancelled before the agent started",
-        );
+    // A wait for another process's children can be long: the caller hears once why, and a
+    // keep-alive with its place in the queue every heartbeat (the claim is taken at the first
+    // wait and kept for the run).
+    let every = app.heartbeat();
+    let (mut claim, mut claimed, mut told) = (None, false, false);
+    let mut last_beat = std::time::Instant::now();
+    let mut on_wait = |q: Queued| {
+        if !told {
+            told = true;
+            obs.log(&format!("[{name}] {}", q.describe()));
+        }
+        if !claimed {
+            claimed = true;
+            claim = obs.claim_keepalive();
+        }
+        if claim.is_some() && last_beat.elapsed() >= every {
+            last_beat = std::time::Instant::now();
+            obs.keepalive(&format!("[{name}] {}", q.describe()));
+        }
+    };
+    let permit = match gate::admit(app.limiter(), app.gate(), obs.cancel(), &mut on_wait) {
+        Ok(Some(permit)) => permit,
+        Ok(None) => {
+            return DispatchResult::failure(
+                name,
+                ErrorType::Cancelled,
+                "Cancelled before the agent started",
+            );
+        }
+        Err(e) => {
+            return DispatchResult {
+                hint: Some(format!(
+                    "Make {} writable (or set {} to a writable directory), or turn the machine \
+                     gate off with settings.machine_max_concurrency: 0.",
+                    app.gate().dir().display(),
+                    gate::STATE_DIR_ENV
+                )),
+                ..DispatchResult::failure(name, ErrorType::CliError, e.to_string())
+            };
+        }
     };
     if app.is_stopping() {
         return DispatchResult::failure(name, ErrorType::Cancelled, "The server is shutting down");
@@ -211,7 +247,12 @@ fn gated(app: &App, d: &Dispatch, obs: &dyn Observer) -> DispatchResult {
         on_progress: (mode == OutputMode::Stream).then_some(&mut forward as &mut dyn FnMut(&str)),
         on_spawn: None,
     };
-    let Some(_claim) = obs.claim_keepalive() else {
+    let claim = if claimed {
+        claim
+    } else {
+        obs.claim_keepalive()
+    };
+    let Some(_claim) = claim else {
         return child(app, &permit, &req, mode, hooks);
     };
     // A client that asked for progress resets its request timeout on each notification
@@ -372,6 +413,48 @@ impl Reply {
     }
 }
 
+impl crate::schema::Schema for Full {
+    fn schema() -> Value {
+        use crate::schema::{boolean, extend, string};
+        extend(
+            DispatchResult::schema(),
+            &[("ref_error", string()), ("cached", boolean())],
+            &[],
+        )
+    }
+}
+
+impl crate::schema::Schema for RefPayload {
+    fn schema() -> Value {
+        use crate::schema::{boolean, integer, object, string};
+        let mut props = DispatchResult::common_properties();
+        props.extend([
+            ("ref", string()),
+            ("size", integer()),
+            ("summary_chars", integer()),
+            ("summary", string()),
+            ("cached", boolean()),
+        ]);
+        object(
+            &props,
+            &[
+                "ref",
+                "agent",
+                "success",
+                "size",
+                "summary_chars",
+                "summary",
+            ],
+        )
+    }
+}
+
+impl crate::schema::Schema for Reply {
+    fn schema() -> Value {
+        crate::schema::any_of(vec![Full::schema(), RefPayload::schema()])
+    }
+}
+
 /// The reply to a finished dispatch: the result itself, or (with `ref_summary`) the result
 /// stored as a finished job and a summary of `ref_summary` characters with its ref.
 pub fn reply(app: &App, ask: &Ask, ran: Ran, ref_summary: Option<usize>) -> Reply {
@@ -407,6 +490,7 @@ fn store_ref(app: &App, ask: &Ask, result: &DispatchResult) -> Result<String, Er
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::Schema;
 
     #[test]
     fn ref_payload_inlines_a_summary_and_never_the_full_text() {
@@ -429,6 +513,37 @@ mod tests {
             (p["summary"].as_str(), p["summary_chars"].as_u64()),
             (Some(""), Some(0))
         );
+    }
+
+    #[test]
+    fn replies_match_their_schema() {
+        let r = DispatchResult {
+            agent: "a".into(),
+            success: false,
+            result: "x".into(),
+            error: Some("e".into()),
+            error_type: Some(ErrorType::Timeout),
+            budget_exceeded: true,
+            parsed_result: Some(serde_json::json!(1)),
+            denied_tools: Some(vec!["Bash".into()]),
+            hint: Some("h".into()),
+            duration_ms: Some(1),
+            num_turns: Some(1),
+            ..Default::default()
+        };
+        let full = Reply::Full(Full {
+            result: r.clone(),
+            ref_error: Some("disk".into()),
+            cached: true,
+        });
+        let reference = Reply::Ref(RefPayload {
+            cached: true,
+            ..RefPayload::new("ab".into(), &r, 1)
+        });
+        for reply in [full, reference] {
+            let v = serde_json::to_value(&reply).unwrap_or_default();
+            assert_eq!(crate::schema::validate(&Reply::schema(), &v), Ok(()), "{v}");
+        }
     }
 
     #[test]

@@ -105,7 +105,7 @@ struct JsonReport<'a> {
 }
 
 /// Collects the checks, printing each as it is made unless the output is JSON.
-struct Report<'a, 'b> {
+pub(super) struct Report<'a, 'b> {
     io: &'a mut Io<'b>,
     json: bool,
     section: String,
@@ -150,17 +150,17 @@ impl Report<'_, '_> {
         let tag = self.io.tint(color, tag);
         self.io.say(&format!("  {tag} {text}"))
     }
-    fn ok(&mut self, text: &str) -> io::Result<()> {
+    pub(super) fn ok(&mut self, text: &str) -> io::Result<()> {
         self.check(Status::Ok, text)
     }
-    fn warn(&mut self, text: &str) -> io::Result<()> {
+    pub(super) fn warn(&mut self, text: &str) -> io::Result<()> {
         self.check(Status::Warn, text)
     }
-    fn fail(&mut self, text: &str) -> io::Result<()> {
+    pub(super) fn fail(&mut self, text: &str) -> io::Result<()> {
         self.check(Status::Fail, text)
     }
     /// A follow-up line under the previous check.
-    fn more(&mut self, text: &str) -> io::Result<()> {
+    pub(super) fn more(&mut self, text: &str) -> io::Result<()> {
         if let Some(last) = self.checks.last_mut() {
             last.details.push(text.to_string());
         }
@@ -209,6 +209,18 @@ pub fn run(io: &mut Io, args: &DoctorArgs) -> io::Result<u8> {
 
     r.section("Config")?;
     let config = check_config(&mut r, &path)?;
+    if config.is_some() {
+        match crate::gate::slots_in_use(&path) {
+            Ok((_, 0)) => r.ok("Machine gate: off (settings.machine_max_concurrency: 0)")?,
+            Ok((used, n)) => r.ok(&format!("Machine gate: {used} of {n} slots in use"))?,
+            Err(e) => r.warn(&e.to_string())?,
+        }
+    }
+
+    if let Some(c) = &config {
+        r.section("Backends")?;
+        super::backends_check::check(&mut r, c)?;
+    }
 
     r.section("MCP registration")?;
     match &claude {

@@ -7,6 +7,7 @@
 //! error, 2 usage error. The same table feeds `--help`, `help COMMAND` and `completions SHELL`,
 //! so the three cannot drift apart.
 
+mod backends_check;
 mod completions;
 mod doctor;
 mod group;

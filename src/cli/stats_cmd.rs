@@ -89,9 +89,20 @@ pub fn run(io: &mut Io, args: &StatsArgs) -> io::Result<u8> {
     };
     let records = journal::load(&path, &filter, journal::STATS_TAIL_BYTES);
     let report = summarize(&records);
+    let gate = crate::gate::status(&config::config_path()).ok();
     if args.json {
-        print_json(io, &report)?;
+        let mut doc = serde_json::to_value(&report).unwrap_or_default();
+        if let (Some(g), Some(obj)) = (&gate, doc.as_object_mut()) {
+            obj.insert(
+                "machine_gate".into(),
+                serde_json::json!({"in_use": g.in_use, "configured": g.configured, "waiting": g.waiting}),
+            );
+        }
+        print_json(io, &doc)?;
         return Ok(EXIT_OK);
+    }
+    if let Some(g) = &gate {
+        io.say(&gate_line(g))?;
     }
     if records.is_empty() {
         let who = args
@@ -155,6 +166,17 @@ pub fn run(io: &mut Io, args: &StatsArgs) -> io::Result<u8> {
     io.say("")?;
     io.say(&format!("Journal: {}", path.display()))?;
     Ok(EXIT_OK)
+}
+
+/// The machine gate right now: how many of its slots live children hold, and who waits.
+fn gate_line(g: &crate::gate::Status) -> String {
+    if g.configured == 0 {
+        return "Machine gate: off (settings.machine_max_concurrency: 0)".to_string();
+    }
+    format!(
+        "Machine gate: {} of {} slots in use, {} waiting",
+        g.in_use, g.configured, g.waiting
+    )
 }
 
 fn agent_line(io: &mut Io, name: &str, s: &Stats, width: usize) -> io::Result<()> {

@@ -34,6 +34,11 @@ impl Observer for Terminal {
     fn progress(&self, _agent: &str, line: &str) {
         let _ = self.lines.send(line.to_string());
     }
+
+    /// Only a wait for a machine slot is logged for this kind of dispatch: say why it waits.
+    fn log(&self, line: &str) {
+        let _ = self.lines.send(line.to_string());
+    }
 }
 
 pub const SPEC: CommandSpec = CommandSpec {
@@ -48,8 +53,9 @@ pub const DEFAULT_TASK: &str = "What project is this? Describe in one sentence."
 pub const HELP: &str = "\
 Usage: agent-dispatch test [OPTIONS] NAME [TASK]
 
-  Test an agent by dispatching a task to it, exactly as the MCP tools would (no cache, no
-  concurrency limit). TASK defaults to: What project is this? Describe in one sentence.
+  Test an agent by dispatching a task to it, exactly as the MCP tools would (no cache; only
+  settings.machine_max_concurrency, when set, can make it wait for a slot). TASK defaults to:
+  What project is this? Describe in one sentence.
 
   Every run is recorded in the usage journal (see 'agent-dispatch stats').
 

@@ -207,3 +207,19 @@ fn the_example_config_loads_and_shows_every_section() {
     assert!(c.group("billing").is_some_and(|g| g.has_member("docs")));
     assert!(problems(&c).is_empty());
 }
+
+mod gate_settings {
+    use super::super::*;
+
+    #[test]
+    fn machine_max_concurrency_is_lenient_and_off_by_default() {
+        let parse = |yaml: &str| Config::parse(Path::new("a.yaml"), yaml.as_bytes());
+        assert_eq!(Settings::default().machine_max_concurrency, 0);
+        let c = parse("settings:\n  machine_max_concurrency: ' 3 '\n").unwrap();
+        assert_eq!(c.settings.machine_max_concurrency, 3);
+        let c = parse("settings:\n  machine_max_concurrency:\n").unwrap();
+        assert_eq!(c.settings.machine_max_concurrency, 0);
+        let e = parse("settings:\n  machine_max_concurrency: -1\n").unwrap_err();
+        assert!(e.to_string().contains("machine_max_concurrency"), "{e}");
+    }
+}

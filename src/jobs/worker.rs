@@ -1,8 +1,9 @@
 //! Running one async job (SPEC §8.5, with SPEC §12 items 4 and 22 fixed): wait for a limiter
-//! permit while `pending`, move to `running`, call the dispatch closure with hooks that record
-//! the child and keep a rolling progress tail, then store the result. A watcher thread turns a
-//! cancel written to the job file (by the CLI or another server process) or a server shutdown
-//! into a tripped `Cancel`, which makes the runner kill the child's process group.
+//! permit and a machine slot (`gate::admit`) while `pending`, move to `running`, call the
+//! dispatch closure with hooks that record the child and keep a rolling progress tail, then
+//! store the result. A watcher thread turns a cancel written to the job file (by the CLI or
+//! another server process) or a server shutdown into a tripped `Cancel`, which makes the runner
+//! kill the child's process group.
 //!
 //! The runner itself (`claude::run`) is not called here: the caller passes it in as a closure
 //! that receives the permit the job waited for, so this module owns only the job's lifecycle.
@@ -20,6 +21,7 @@ use super::model::{Job, PROGRESS_LINE_CHARS, PROGRESS_LINES};
 use super::store::{JobStore, OwnershipGuard};
 use crate::cancel::Cancel;
 use crate::claude::Hooks;
+use crate::gate::{self, MachineGate, Queued};
 use crate::limiter::{Limiter, Permit};
 use crate::result::{DispatchResult, ErrorType};
 use crate::text::first_chars;
@@ -40,13 +42,16 @@ const SHUTDOWN_WHILE_RUNNING: &str = "The agent-dispatch server that ran this jo
      before it finished. Re-dispatch if still needed.";
 
 /// Runs the job `owner` proves we own and returns its final record. Blocks for the job's whole
-/// life; call it on a thread of its own. `shutdown` is the server-wide stop flag: when tripped,
-/// the job is stopped and marked `failed`. `dispatch` receives the hooks to pass to the runner
-/// and must not return before its child has been reaped. The ownership lock is released (and
+/// life; call it on a thread of its own. Its child needs a `limiter` permit and a `gate` slot;
+/// while it waits for the slot, its place in the machine's queue is its progress. `shutdown`
+/// is the server-wide stop flag: when tripped, the job is stopped and marked `failed`.
+/// `dispatch` receives the hooks to pass to the runner and must not return before its child
+/// has been reaped. The ownership lock is released (and
 /// waiters woken) only after the terminal write.
 pub fn run_job<F>(
     owner: OwnershipGuard,
     limiter: &Limiter,
+    gate: &MachineGate,
     shutdown: &Cancel,
     dispatch: F,
 ) -> Result<Option<Job>, Error>
@@ -74,7 +79,7 @@ where
         let watcher = thread::Builder::new()
             .name(format!("job-watch-{}", &id[..8]))
             .spawn_scoped(s, move || watcher_job.watch(&stop_rx, &nudge_rx));
-        let outcome = job.drive(limiter, dispatch);
+        let outcome = job.drive(limiter, gate, dispatch);
         drop(stop_tx);
         if let Ok(h) = watcher {
             let _ = h.join();
@@ -110,12 +115,33 @@ struct Running<'a> {
 }
 
 impl Running<'_> {
-    fn drive<F>(&self, limiter: &Limiter, dispatch: F) -> Result<Option<Job>, Error>
+    fn drive<F>(
+        &self,
+        limiter: &Limiter,
+        gate: &MachineGate,
+        dispatch: F,
+    ) -> Result<Option<Job>, Error>
     where
         F: FnOnce(&Permit, Hooks<'_>) -> DispatchResult,
     {
         // Stays `pending` while queued; a cancel (or shutdown) wakes the acquire.
-        let Some(permit) = limiter.acquire(self.cancel) else {
+        let mut shown = None;
+        let mut on_wait = |q: Queued| {
+            if shown != Some(q) {
+                shown = Some(q);
+                self.push(&q.describe());
+                let _ = self.nudge.try_send(());
+            }
+        };
+        let admitted = match gate::admit(limiter, gate, self.cancel, &mut on_wait) {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                let message = e.to_string();
+                self.record("the gate error", || self.store.fail(self.id, &message))?;
+                return self.store.get(self.id);
+            }
+        };
+        let Some(permit) = admitted else {
             if self.shutdown.is_tripped() {
                 self.record("the shutdown", || {
                     self.store.fail(self.id, SHUTDOWN_BEFORE_START)
@@ -151,6 +177,9 @@ impl Running<'_> {
             on_spawn: Some(&mut on_spawn),
         };
         let ran = catch_unwind(AssertUnwindSafe(|| dispatch(&permit, hooks)));
+        // The child has been reaped (the runner's contract): the slot goes now, not after the
+        // result's writes (which may retry for a while).
+        drop(permit);
         self.flush(true);
         match ran {
             Ok(result) => {
@@ -175,8 +204,6 @@ impl Running<'_> {
                 self.record("the worker crash", || self.store.fail(self.id, &message))?;
             }
         }
-        // The child has been reaped (the runner's contract), so the slot can go now.
-        drop(permit);
         self.store.get(self.id)
     }
 
@@ -292,6 +319,10 @@ mod tests {
 
     static N: AtomicUsize = AtomicUsize::new(0);
 
+    fn off() -> MachineGate {
+        MachineGate::off()
+    }
+
     struct Dir(PathBuf);
     impl Dir {
         fn new(name: &str) -> Dir {
@@ -348,17 +379,23 @@ mod tests {
         let d = Dir::new("done");
         let store = JobStore::open(&d.0).unwrap();
         let (job, owner) = store.create(new_job()).unwrap();
-        let final_job = run_job(owner, &Limiter::new(1), &Cancel::new(), |_, mut hooks| {
-            if let Some(spawn) = hooks.on_spawn.as_mut() {
-                spawn(std::process::id());
-            }
-            let progress = hooks.on_progress.as_mut().unwrap();
-            progress(&"x".repeat(1000));
-            for i in 0..25 {
-                progress(&format!("line {i}"));
-            }
-            success()
-        })
+        let final_job = run_job(
+            owner,
+            &Limiter::new(1),
+            &off(),
+            &Cancel::new(),
+            |_, mut hooks| {
+                if let Some(spawn) = hooks.on_spawn.as_mut() {
+                    spawn(std::process::id());
+                }
+                let progress = hooks.on_progress.as_mut().unwrap();
+                progress(&"x".repeat(1000));
+                for i in 0..25 {
+                    progress(&format!("line {i}"));
+                }
+                success()
+            },
+        )
         .unwrap()
         .unwrap();
         assert_eq!(final_job.status, Status::Done);
@@ -387,16 +424,22 @@ mod tests {
         };
         thread::scope(|s| {
             let worker = s.spawn(|| {
-                run_job(owner, &Limiter::new(1), &Cancel::new(), |_, mut hooks| {
-                    let progress = hooks.on_progress.as_mut().unwrap();
-                    progress("first");
-                    // "second" comes only after the test saw "first" on disk, so the order the
-                    // test observes does not depend on how fast this machine is.
-                    wait_for(&saw_first);
-                    progress("second");
-                    wait_for(&release);
-                    success()
-                })
+                run_job(
+                    owner,
+                    &Limiter::new(1),
+                    &off(),
+                    &Cancel::new(),
+                    |_, mut hooks| {
+                        let progress = hooks.on_progress.as_mut().unwrap();
+                        progress("first");
+                        // "second" comes only after the test saw "first" on disk, so the order the
+                        // test observes does not depend on how fast this machine is.
+                        wait_for(&saw_first);
+                        progress("second");
+                        wait_for(&release);
+                        success()
+                    },
+                )
             });
             let read = || {
                 store
@@ -434,8 +477,15 @@ mod tests {
         let store = JobStore::open(&d.0).unwrap();
         let (job, owner) = store.create(new_job()).unwrap();
         thread::scope(|s| {
-            let worker =
-                s.spawn(|| run_job(owner, &Limiter::new(1), &Cancel::new(), until_cancelled));
+            let worker = s.spawn(|| {
+                run_job(
+                    owner,
+                    &Limiter::new(1),
+                    &off(),
+                    &Cancel::new(),
+                    until_cancelled,
+                )
+            });
             wait_status(&store, &job.id, Status::Running);
             assert!(store.running_here(&job.id));
             let started = Instant::now();
@@ -467,8 +517,15 @@ mod tests {
         let elsewhere = JobStore::open(&d.0).unwrap();
         let (job, owner) = store.create(new_job()).unwrap();
         thread::scope(|s| {
-            let worker =
-                s.spawn(|| run_job(owner, &Limiter::new(1), &Cancel::new(), until_cancelled));
+            let worker = s.spawn(|| {
+                run_job(
+                    owner,
+                    &Limiter::new(1),
+                    &off(),
+                    &Cancel::new(),
+                    until_cancelled,
+                )
+            });
             wait_status(&store, &job.id, Status::Running);
             assert!(!elsewhere.running_here(&job.id));
             assert_eq!(
@@ -495,7 +552,7 @@ mod tests {
         let called = AtomicBool::new(false);
         thread::scope(|s| {
             let worker = s.spawn(|| {
-                run_job(owner, &limiter, &Cancel::new(), |_, _| {
+                run_job(owner, &limiter, &off(), &Cancel::new(), |_, _| {
                     called.store(true, Ordering::SeqCst);
                     success()
                 })
@@ -515,7 +572,7 @@ mod tests {
         let d = Dir::new("retry");
         let store = JobStore::open(&d.0).unwrap();
         let (_, owner) = store.create(new_job()).unwrap();
-        let j = run_job(owner, &Limiter::new(1), &Cancel::new(), |_, _| {
+        let j = run_job(owner, &Limiter::new(1), &off(), &Cancel::new(), |_, _| {
             fail_next_writes(WRITE_ATTEMPTS - 1);
             success()
         })
@@ -530,7 +587,7 @@ mod tests {
         let d = Dir::new("unstorable");
         let store = JobStore::open(&d.0).unwrap();
         let (job, owner) = store.create(new_job()).unwrap();
-        let j = run_job(owner, &Limiter::new(1), &Cancel::new(), |_, _| {
+        let j = run_job(owner, &Limiter::new(1), &off(), &Cancel::new(), |_, _| {
             fail_next_writes(WRITE_ATTEMPTS);
             success()
         })
@@ -551,7 +608,7 @@ mod tests {
         let d = Dir::new("unwritable");
         let store = JobStore::open(&d.0).unwrap();
         let (job, owner) = store.create(new_job()).unwrap();
-        let out = run_job(owner, &Limiter::new(1), &Cancel::new(), |_, _| {
+        let out = run_job(owner, &Limiter::new(1), &off(), &Cancel::new(), |_, _| {
             fail_next_writes(u32::MAX);
             success()
         });
@@ -577,6 +634,7 @@ mod tests {
         let j = run_job(
             owner,
             &Limiter::new(1),
+            &off(),
             &Cancel::new(),
             |_, _| -> DispatchResult { panic!("boom") },
         )
@@ -595,9 +653,9 @@ mod tests {
         let (running, owner1) = store.create(new_job()).unwrap();
         let (queued, owner2) = store.create(new_job()).unwrap();
         thread::scope(|s| {
-            let w1 = s.spawn(|| run_job(owner1, &limiter, &shutdown, until_cancelled));
+            let w1 = s.spawn(|| run_job(owner1, &limiter, &off(), &shutdown, until_cancelled));
             wait_status(&store, &running.id, Status::Running);
-            let w2 = s.spawn(|| run_job(owner2, &limiter, &shutdown, until_cancelled));
+            let w2 = s.spawn(|| run_job(owner2, &limiter, &off(), &shutdown, until_cancelled));
             thread::sleep(Duration::from_millis(30));
             shutdown.trip();
             let j1 = w1.join().unwrap().unwrap().unwrap();

@@ -5,9 +5,15 @@
 //! The loop itself never blocks on tool work: `initialize`, `ping`, `tools/list` and
 //! `logging/setLevel` are answered inline, so `ping` is answered while dispatches run.
 
+mod completion;
 pub mod msg;
+pub mod output;
+mod prompts;
+pub mod resources;
+pub mod session;
 pub mod tools;
 pub mod transport;
+mod watch;
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, Write};
@@ -125,7 +131,28 @@ impl Loop {
 
     fn request(&mut self, id: RequestId, method: &str, params: Value) {
         match method {
-            "initialize" => self.reply(id, initialize_result(&params)),
+            "initialize" => {
+                let answer = initialize_result(&params);
+                let server = &self.server;
+                server.session.initialized(&answer, &server.app, &self.out);
+                self.reply(id, answer)
+            }
+            "tools/list" if self.server.session.structured() => {
+                self.reply(id, json!({ "tools": tools::list_structured() }))
+            }
+            "resources/list"
+            | "resources/templates/list"
+            | "resources/read"
+            | "resources/subscribe"
+            | "resources/unsubscribe"
+            | "prompts/list"
+            | "prompts/get"
+            | "completion/complete"
+                if self.server.session.extended() =>
+            {
+                let server = &self.server;
+                session::answer(&server.session, &server.app, &self.out, id, method, params);
+            }
             "ping" => self.reply(id, json!({})),
             "tools/list" => self.reply(id, json!({ "tools": tools::list() })),
             "tools/call" => self.tools_call(id, params),
@@ -265,7 +292,7 @@ fn initialize_result(params: &Value) -> Value {
         .find(|v| **v == asked)
         .copied()
         .unwrap_or(PROTOCOL_VERSIONS[0]);
-    json!({
+    let mut answer = json!({
         "protocolVersion": version,
         "capabilities": { "tools": { "listChanged": false }, "logging": {} },
         "serverInfo": {
@@ -274,5 +301,8 @@ fn initialize_result(params: &Value) -> Value {
             "version": env!("CARGO_PKG_VERSION"),
         },
         "instructions": tools::INSTRUCTIONS,
-    })
+    });
+    // Resources, prompts and completions, for the revisions that have them.
+    session::extend_initialize(&mut answer);
+    answer
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::util::{TestEnv, pid_alive, run};
 use agent_dispatch::cancel::Cancel;
 use agent_dispatch::claude::Hooks;
+use agent_dispatch::gate::MachineGate;
 use agent_dispatch::jobs::{CancelOutcome, Job, JobStore, NewJob, Status, run_job};
 use agent_dispatch::limiter::{Limiter, Permit};
 use agent_dispatch::result::{DispatchResult, ErrorType};
@@ -131,6 +132,7 @@ fn status_shows_progress_while_the_child_runs_and_wait_wakes_at_once() {
             run_job(
                 owner,
                 &Limiter::new(2),
+                &MachineGate::off(),
                 &Cancel::new(),
                 fake_dispatch(claude_cmd(&env), step),
             )
@@ -166,7 +168,8 @@ fn status_shows_progress_while_the_child_runs_and_wait_wakes_at_once() {
         let lag = woke - finished.completed_at.unwrap();
         assert!(lag < 0.05, "wait returned {lag:.3}s after the job finished");
         assert_eq!(finished.result.unwrap().result, "all done");
-        assert_eq!(finished.progress.unwrap(), ["alpha", "beta"]);
+        // The answer comes last as an assistant text, as the real CLI prints it.
+        assert_eq!(finished.progress.unwrap(), ["alpha", "beta", "all done"]);
         worker.join().unwrap().unwrap();
     });
     assert!(!store.owned(&id).unwrap());
@@ -187,6 +190,7 @@ fn cli_cancels_a_pending_and_a_running_job_leaving_no_child() {
             run_job(
                 owner1,
                 &limiter,
+                &MachineGate::off(),
                 &Cancel::new(),
                 fake_dispatch(claude_cmd(&env), step),
             )
@@ -198,6 +202,7 @@ fn cli_cancels_a_pending_and_a_running_job_leaving_no_child() {
             run_job(
                 owner2,
                 &limiter,
+                &MachineGate::off(),
                 &Cancel::new(),
                 fake_dispatch(claude_cmd(&env), step2),
             )
@@ -378,22 +383,28 @@ fn hammer_role(dir: &Path, count: usize, tag: &str, out: &mut dyn Write) -> Vec<
             writeln!(out, "CREATED {}", created.id).unwrap();
             let (limiter, shutdown, finals) = (&limiter, &shutdown, &finals);
             s.spawn(move || {
-                let j = run_job(owner, limiter, shutdown, |_, mut hooks| {
-                    let cancel = hooks.cancel.cloned().unwrap_or_default();
-                    for n in 0..6 {
-                        if cancel.is_tripped() {
-                            return DispatchResult::failure(tag, ErrorType::Cancelled, "stop");
+                let j = run_job(
+                    owner,
+                    limiter,
+                    &MachineGate::off(),
+                    shutdown,
+                    |_, mut hooks| {
+                        let cancel = hooks.cancel.cloned().unwrap_or_default();
+                        for n in 0..6 {
+                            if cancel.is_tripped() {
+                                return DispatchResult::failure(tag, ErrorType::Cancelled, "stop");
+                            }
+                            (hooks.on_progress.as_mut().unwrap())(&format!("p{n}"));
+                            thread::sleep(Duration::from_millis(10));
                         }
-                        (hooks.on_progress.as_mut().unwrap())(&format!("p{n}"));
-                        thread::sleep(Duration::from_millis(10));
-                    }
-                    DispatchResult {
-                        agent: tag.to_string(),
-                        success: true,
-                        result: format!("ok {i}"),
-                        ..Default::default()
-                    }
-                })
+                        DispatchResult {
+                            agent: tag.to_string(),
+                            success: true,
+                            result: format!("ok {i}"),
+                            ..Default::default()
+                        }
+                    },
+                )
                 .unwrap()
                 .unwrap();
                 finals.lock().unwrap().push(j);
@@ -413,6 +424,7 @@ fn owner_role(dir: &Path, claude: PathBuf, out: &mut dyn Write) {
     let _ = run_job(
         owner,
         &Limiter::new(1),
+        &MachineGate::off(),
         &Cancel::new(),
         fake_dispatch(Command::new(claude), step),
     );
@@ -611,6 +623,7 @@ fn a_killed_owner_is_recovered_and_a_live_owner_is_left_alone() {
             run_job(
                 live_owner,
                 &Limiter::new(1),
+                &MachineGate::off(),
                 &Cancel::new(),
                 fake_dispatch(claude_cmd(&env), step),
             )

@@ -1,5 +1,5 @@
 //! Operations through the binary, part one: the usage journal (`test` writes it, `stats` reads
-//! it, rotation under concurrent writers), `typical` in `list --json` and the live-server
+//! it, rotation under concurrent CLI and server writers), `typical` in `list --json` and the live-server
 //! registry as `doctor --json` reports it. `ops_cli` has the rest of the CLI; both share the
 //! helpers here.
 
@@ -180,9 +180,13 @@ fn concurrent_writers_rotate_once_and_tear_nothing() {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, format!("{filler}\n").repeat(prefill)).unwrap();
 
-    const WRITERS: usize = 6;
+    // CLI `test` loops and MCP servers write at once.
+    const CLI_WRITERS: usize = 4;
+    const SERVERS: usize = 2;
+    const WRITERS: usize = CLI_WRITERS + SERVERS;
     const RUNS_EACH: usize = 4;
-    let children: Vec<_> = (0..WRITERS)
+    let mut servers: Vec<McpClient> = (0..SERVERS).map(|_| McpClient::ready(&env)).collect();
+    let children: Vec<_> = (0..CLI_WRITERS)
         .map(|_| {
             let mut c = Command::new("/bin/sh");
             c.arg("-c")
@@ -196,6 +200,20 @@ fn concurrent_writers_rotate_once_and_tear_nothing() {
             c.spawn().unwrap()
         })
         .collect();
+    std::thread::scope(|scope| {
+        for (n, server) in servers.iter_mut().enumerate() {
+            scope.spawn(move || {
+                for i in 0..RUNS_EACH {
+                    // Distinct tasks: no cache hit, every call runs a child.
+                    let (doc, _) = server.call(
+                        "dispatch",
+                        json!({"agent": "a", "task": format!("s{n}-{i}")}),
+                    );
+                    assert_eq!(doc["success"], true, "{doc}");
+                }
+            });
+        }
+    });
     for child in children {
         let out = child.wait_with_output().unwrap();
         assert!(
@@ -312,4 +330,29 @@ fn live_servers_are_registered_and_a_killed_one_disappears() {
     wait_until("the second entry to go", || {
         !dir.join(format!("{}.json", pids[1])).exists()
     });
+}
+
+#[test]
+fn list_agents_and_inspect_agent_carry_typical_from_three_runs() {
+    let env = TestEnv::new("ops-typical-mcp");
+    with_agent(&env);
+    let mut c = McpClient::ready(&env);
+    for i in 0..3 {
+        let (list, _) = c.call("list_agents", json!({}));
+        assert!(
+            list[0].get("typical").is_none(),
+            "typical after {i} runs: {list}"
+        );
+        let (doc, _) = c.call("dispatch", json!({"agent": "a", "task": format!("t{i}")}));
+        assert_eq!(doc["success"], true, "{doc}");
+    }
+    let (list, _) = c.call("list_agents", json!({}));
+    let typical = &list[0]["typical"];
+    assert!(typical["median_seconds"].is_number(), "{list}");
+    assert!(
+        typical["p90_seconds"].is_number() && typical["median_cost_usd"].is_number(),
+        "{list}"
+    );
+    let (doc, _) = c.call("inspect_agent", json!({"name": "a"}));
+    assert_eq!(doc["typical"], *typical, "{doc}");
 }

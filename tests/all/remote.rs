@@ -360,6 +360,7 @@ fn mcp_add_update_list_and_inspect_know_the_host() {
         json!({"name": "svc", "directory": proj.display().to_string(), "host": "127.0.0.1"}),
     );
     assert!(!is_error, "{doc}");
+    fits_add(&mut c, &doc);
     assert_eq!(doc["host"], "127.0.0.1");
     assert_eq!(doc["description"], "Owns the payments API.");
     let (doc, is_error) = c.call(
@@ -367,7 +368,26 @@ fn mcp_add_update_list_and_inspect_know_the_host() {
         json!({"name": "nope", "directory": "/nonexistent/y", "host": "127.0.0.1"}),
     );
     assert!(is_error, "{doc}");
+    let id = c.request("tools/list", json!({}));
+    let tools = c.response(id)["result"]["tools"].clone();
+    let schema_of = |name: &str| {
+        let t = tools.as_array().unwrap().iter().find(|t| t["name"] == name);
+        let schema = t.unwrap()["outputSchema"].clone();
+        assert!(schema.is_object(), "{name} declares no output schema");
+        schema
+    };
+    let fits = |name: &str, doc: &Value| {
+        let doc = if doc.is_array() {
+            json!({"items": doc})
+        } else {
+            doc.clone()
+        };
+        if let Err(e) = agent_dispatch::schema::validate(&schema_of(name), &doc) {
+            panic!("{name}: {e}\n{doc}");
+        }
+    };
     let (doc, _) = c.call("list_agents", json!({}));
+    fits("list_agents", &doc);
     let svc = doc
         .as_array()
         .unwrap()
@@ -376,7 +396,14 @@ fn mcp_add_update_list_and_inspect_know_the_host() {
         .unwrap()
         .clone();
     assert_eq!(svc["host"], "127.0.0.1", "{svc}");
+    assert_eq!(svc["healthy"], "REMOTE", "{svc}");
+    let out = run(w.env.cmd().args(["group", "add", "pay", "--member", "svc"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let (doc, _) = c.call("list_groups", json!({}));
+    fits("list_groups", &doc);
+    assert_eq!(doc[0]["members"][0]["healthy"], "REMOTE", "{doc}");
     let (doc, _) = c.call("inspect_agent", json!({"name": "svc"}));
+    fits("inspect_agent", &doc);
     assert_eq!(doc["healthy"], true, "{doc}");
     assert!(
         doc["remote_program"].as_str().unwrap().ends_with("/claude"),
@@ -465,4 +492,20 @@ fn a_kill_finds_the_remote_run_even_after_a_stderr_flood_pushed_out_the_group_ma
     let runs = w.remote_runs();
     assert_eq!(runs.len(), 1);
     assert_remote_tree_gone(&runs[0]);
+}
+
+/// `add_agent`'s answer matches its declared output schema.
+fn fits_add(c: &mut McpClient, doc: &Value) {
+    let id = c.request("tools/list", json!({}));
+    let tools = c.response(id)["result"]["tools"].clone();
+    let t = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "add_agent");
+    let schema = t.unwrap()["outputSchema"].clone();
+    assert!(schema.is_object(), "add_agent declares no output schema");
+    if let Err(e) = agent_dispatch::schema::validate(&schema, doc) {
+        panic!("add_agent: {e}\n{doc}");
+    }
 }

@@ -3,7 +3,7 @@
 //! `timeout_seconds`, the agent resolved by the application (`Call::target`).
 
 use super::{Args, ToolCtx, ToolError};
-use crate::app::Target;
+use crate::app::{self, Target};
 use crate::ask::{Ask, ResponseFormat};
 
 pub fn ask_from_args(args: &Args) -> Result<Ask, ToolError> {
@@ -16,11 +16,12 @@ pub fn ask_from_args(args: &Args) -> Result<Ask, ToolError> {
     })
 }
 
-/// One dispatch to one named agent: `agent`, the ask and `timeout_seconds`.
+/// One dispatch to one named agent: `agent`, the ask, `timeout_seconds` and `group`.
 pub struct Call {
     pub name: String,
     pub ask: Ask,
     pub timeout_seconds: i64,
+    pub group: Option<String>,
 }
 
 impl Call {
@@ -29,12 +30,20 @@ impl Call {
             name: args.string("agent")?,
             ask: ask_from_args(args)?,
             timeout_seconds: args.int("timeout_seconds")?,
+            group: args.opt_string("group")?,
         })
     }
 
-    /// The agent, from the current config, ready to run (override applied).
-    pub fn target(&self, ctx: &ToolCtx) -> Result<Target, ToolError> {
+    /// The agent, from the current config, ready to run (override applied), with the group's
+    /// shared context joined to the ask when the call names a group.
+    pub fn target(&mut self, ctx: &ToolCtx) -> Result<Target, ToolError> {
         let config = ctx.app().config()?;
-        ctx.app().target(&config, &self.name, self.timeout_seconds)
+        let target = ctx
+            .app()
+            .target(&config, &self.name, self.timeout_seconds)?;
+        if let Some(group) = &self.group {
+            app::join_group(&config, group, &self.name, &mut self.ask)?;
+        }
+        Ok(target)
     }
 }

@@ -30,7 +30,7 @@ fn not_found(label: &str, id: &str) -> ToolError {
 }
 
 pub fn dispatch_async(ctx: &ToolCtx, args: &Args) -> ToolResult {
-    let call = Call::from_args(args)?;
+    let mut call = Call::from_args(args)?;
     let target = call.target(ctx)?;
     let id = background::start(ctx.app(), target, call.ask)?;
     let name = &call.name;

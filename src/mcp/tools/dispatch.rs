@@ -12,7 +12,7 @@ use crate::ask::{Ask, ResponseFormat};
 use crate::config::Config;
 
 /// Resolves the call's agent and runs it once as `kind`.
-fn run_call(ctx: &ToolCtx, call: Call, kind: Kind, ref_summary: Option<usize>) -> ToolResult {
+fn run_call(ctx: &ToolCtx, mut call: Call, kind: Kind, ref_summary: Option<usize>) -> ToolResult {
     let target = call.target(ctx)?;
     let dispatch = Dispatch {
         target,
@@ -150,13 +150,18 @@ fn parse_items(ctx: &ToolCtx, config: &Config, raw: &str) -> Result<Vec<Item>, T
                 ))),
             }
         };
-        let ask = Ask {
+        let mut ask = Ask {
             task,
             context: opt_text("context")?,
             caller: opt_text("caller")?,
             goal: opt_text("goal")?,
             response_format: ResponseFormat::parse(opt_text("response_format")?.as_deref()),
         };
+        // One item outside its group refuses the whole call, before anything runs.
+        if let Some(group) = opt_text("group")? {
+            crate::app::join_group(config, &group, &name, &mut ask)
+                .map_err(|e| ToolError::new(format!("dispatches[{i}]: {}", e.message)))?;
+        }
         // SPEC §12 item 28: "false" is false, not a truthy string.
         let return_ref = match obj.get("return_ref") {
             None | Some(Value::Null) => false,

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::{Map, Value, json};
 
 use super::{Args, ToolCtx, ToolError, ToolResult};
-use crate::app::Observer;
+use crate::app::{App, Observer};
 use crate::backend::Backend;
 use crate::config::{self, AgentConfig, AgentPatch};
 use crate::detect;
@@ -53,14 +53,14 @@ fn insert_tools(obj: &mut Map<String, Value>, agent: &AgentConfig) {
 /// memoised on the journal's size and mtime, so discovery stays cheap.
 fn insert_typical(
     obj: &mut Map<String, Value>,
-    ctx: &ToolCtx,
+    app: &App,
     settings: &config::Settings,
     name: &str,
 ) {
     if !settings.usage_log {
         return;
     }
-    if let Some(t) = journal::typical(ctx.app().config_path(), name) {
+    if let Some(t) = journal::typical(app.config_path(), name) {
         obj.insert("typical".into(), json!(t));
     }
 }
@@ -81,8 +81,9 @@ pub fn list_agents(ctx: &ToolCtx, _args: &Args) -> ToolResult {
             obj.insert("host".into(), json!(host));
             obj.insert("directory".into(), json!(agent.directory.to_string_lossy()));
             obj.insert("description".into(), json!(agent.description));
+            obj.insert("healthy".into(), json!("REMOTE"));
             insert_tools(&mut obj, agent);
-            insert_typical(&mut obj, ctx, &config.settings, name);
+            insert_typical(&mut obj, ctx.app(), &config.settings, name);
             out.push(Value::Object(obj));
             continue;
         }
@@ -122,7 +123,7 @@ pub fn list_agents(ctx: &ToolCtx, _args: &Args) -> ToolResult {
             }
         }
         insert_tools(&mut obj, agent);
-        insert_typical(&mut obj, ctx, &config.settings, name);
+        insert_typical(&mut obj, ctx.app(), &config.settings, name);
         out.push(Value::Object(obj));
     }
     ctx.log(&format!("Found {} configured agents", out.len()));
@@ -132,8 +133,19 @@ pub fn list_agents(ctx: &ToolCtx, _args: &Args) -> ToolResult {
 pub fn inspect_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
     let name = args.string("name")?;
     let preview_lines = args.int("preview_lines")?;
-    let config = ctx.app().config()?;
-    let agent = ctx.app().target(&config, &name, 0)?.agent;
+    let doc = inspect(ctx.app(), &name, preview_lines)?;
+    // As before the split: only a healthy project's inspection is logged.
+    if doc["healthy"] == true {
+        let dir = doc["directory"].as_str().unwrap_or("");
+        ctx.log(&format!("Inspected {name} ({dir})"));
+    }
+    Ok(doc)
+}
+
+/// What `inspect_agent` returns (also the `agent-dispatch://agents/{name}` resource).
+pub fn inspect(app: &App, name: &str, preview_lines: i64) -> ToolResult {
+    let config = app.config()?;
+    let agent = app.target(&config, name, 0)?.agent;
     let dir = &agent.directory;
     let mut obj = Map::new();
     obj.insert("name".into(), json!(name));
@@ -150,7 +162,7 @@ pub fn inspect_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
     if let Some(instructions) = agent.instructions() {
         obj.insert("instructions".into(), json!(instructions));
     }
-    insert_typical(&mut obj, ctx, &config.settings, &name);
+    insert_typical(&mut obj, app, &config.settings, name);
     if let Some(host) = agent.remote_host() {
         obj.insert("host".into(), json!(host));
         let probe = crate::remote::probe::check_for_add(
@@ -158,13 +170,15 @@ pub fn inspect_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
             &dir.to_string_lossy(),
             &config.settings,
             agent.backend,
-            ctx.app().config_path(),
+            app.config_path(),
         );
         match probe {
             Ok(found) => {
                 obj.insert("healthy".into(), json!(found.program_path.is_some()));
                 obj.insert("remote_directory".into(), json!(found.directory));
-                obj.insert("remote_program".into(), json!(found.program_path));
+                if let Some(path) = found.program_path {
+                    obj.insert("remote_program".into(), json!(path));
+                }
                 obj.insert("detected".into(), json!(found.description));
             }
             Err((_, why)) => {
@@ -213,7 +227,6 @@ pub fn inspect_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
             }
         }
     }
-    ctx.log(&format!("Inspected {name} ({})", dir.display()));
     Ok(Value::Object(obj))
 }
 
@@ -455,4 +468,104 @@ pub fn cache_clear(ctx: &ToolCtx, _args: &Args) -> ToolResult {
     let n = ctx.app().cache().clear();
     ctx.log(&format!("Cleared {n} cached entries"));
     Ok(json!({ "cleared": n }))
+}
+
+/// One member as the group tools show it: `unknown` for a removed agent (flagged, never a
+/// crash), else its health and, with `details`, directory and description.
+fn member_view(config: &config::Config, m: &config::GroupMember, details: bool) -> Value {
+    let mut obj = Map::new();
+    obj.insert("agent".into(), json!(m.agent));
+    if !m.use_for.is_empty() {
+        obj.insert("use_for".into(), json!(m.use_for));
+    }
+    match config.agent(&m.agent) {
+        None => {
+            obj.insert("unknown".into(), json!(true));
+        }
+        Some(agent) => {
+            // A remote agent's directory is a path on its host: shown as written, not checked.
+            let remote = agent.remote_host().is_some();
+            let dir = if remote {
+                agent.directory.clone()
+            } else {
+                config::resolve_path(&agent.directory)
+            };
+            if details {
+                obj.insert("directory".into(), json!(dir.to_string_lossy()));
+                if !agent.description.is_empty() {
+                    obj.insert("description".into(), json!(agent.description));
+                }
+            }
+            let healthy = match detect::directory_health(&dir) {
+                _ if remote => json!("REMOTE"),
+                Ok(h) => json!(h),
+                Err(_) => json!("UNREADABLE"),
+            };
+            obj.insert("healthy".into(), healthy);
+        }
+    }
+    Value::Object(obj)
+}
+
+pub fn list_groups(ctx: &ToolCtx, _args: &Args) -> ToolResult {
+    let config = ctx.app().config()?;
+    if config.groups.is_empty() {
+        return Err(ToolError::new(
+            "No groups configured. Create one: agent-dispatch group add <name> --member AGENT",
+        ));
+    }
+    let groups: Vec<Value> = config
+        .groups
+        .iter()
+        .map(|(name, group)| {
+            json!({
+                "name": name,
+                "description": group.description,
+                "shared_context_present": group.shared_context().is_some(),
+                "member_count": group.members.len(),
+                "members": group.members.iter().map(|m| member_view(&config, m, false)).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    ctx.log(&format!("Found {} configured groups", groups.len()));
+    Ok(Value::Array(groups))
+}
+
+pub fn inspect_group(ctx: &ToolCtx, args: &Args) -> ToolResult {
+    let name = args.string("name")?;
+    let doc = inspect_group_doc(ctx.app(), &name)?;
+    ctx.log(&format!(
+        "Inspected group {name} ({} members)",
+        doc["member_count"]
+    ));
+    Ok(doc)
+}
+
+/// What `inspect_group` returns (also the `agent-dispatch://groups/{name}` resource).
+pub fn inspect_group_doc(app: &App, name: &str) -> ToolResult {
+    let config = app.config()?;
+    let Some(group) = config.group(name) else {
+        let names: Vec<&str> = config.groups.names().collect();
+        let list = if names.is_empty() {
+            "(none configured)".to_string()
+        } else {
+            names.join(", ")
+        };
+        return Err(ToolError::new(format!(
+            "Unknown group: {}. Available: {list}",
+            pyfmt::repr(name)
+        )));
+    };
+    let members: Vec<Value> = group
+        .members
+        .iter()
+        .map(|m| member_view(&config, m, true))
+        .collect();
+    Ok(json!({
+        "name": name,
+        "description": group.description,
+        "shared_context": group.shared_context,
+        "member_count": members.len(),
+        "members": members,
+    }))
 }

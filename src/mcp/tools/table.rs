@@ -47,6 +47,12 @@ const RESPONSE_FORMAT: Param = p(
     Kind::Str(""),
     "\"json\" asks the agent for a single JSON value and adds it as parsed_result",
 );
+const GROUP: Param = p(
+    "group",
+    Kind::Str(""),
+    "Dispatch as a member of this group (see list_groups): the agent must belong to it, and \
+     the group's shared_context is put ahead of context",
+);
 const TIMEOUT_SECONDS: Param = p(
     "timeout_seconds",
     Kind::Int(0),
@@ -95,6 +101,25 @@ pub static TOOLS: &[Tool] = &[
         call: manage::inspect_agent,
     },
     Tool {
+        name: "list_groups",
+        title: "List groups",
+        description: "The configured groups of agents (cross-project working sets): description, whether \
+                      there is shared context, and each member with its use_for hint and health; members \
+                      whose agent was removed are flagged unknown. Cheap: no subprocess.",
+        params: &[],
+        annotations: READS,
+        call: manage::list_groups,
+    },
+    Tool {
+        name: "inspect_group",
+        title: "Inspect a group",
+        description: "One group: its orchestration brief (description), the shared_context every dispatch \
+                      with group= receives, and its members with their use_for hints, directories and health.",
+        params: &[p("name", Kind::ReqStr, "Group name (see list_groups)")],
+        annotations: READS,
+        call: manage::inspect_group,
+    },
+    Tool {
         name: "dispatch",
         title: "Dispatch a task",
         description: "Run a one-shot task in an agent's project (a `claude -p` session in its directory, with \
@@ -110,6 +135,7 @@ pub static TOOLS: &[Tool] = &[
             RETURN_REF,
             SUMMARY_CHARS,
             TIMEOUT_SECONDS,
+            GROUP,
         ],
         annotations: DISPATCHES,
         call: dispatch::dispatch,
@@ -133,6 +159,7 @@ pub static TOOLS: &[Tool] = &[
             GOAL,
             RESPONSE_FORMAT,
             TIMEOUT_SECONDS,
+            GROUP,
         ],
         annotations: DISPATCHES,
         call: dispatch::dispatch_session,
@@ -142,7 +169,7 @@ pub static TOOLS: &[Tool] = &[
         title: "Dispatch in parallel",
         description: "Run several dispatches at once. `dispatches` is a JSON array string of objects with \
                       agent and task (and optionally context, caller, goal, response_format, return_ref, \
-                      summary_chars, timeout_seconds). Everything is validated before anything runs. With \
+                      summary_chars, timeout_seconds, group). Everything is validated before anything runs. With \
                       `aggregate`, that agent synthesises the results into one answer.",
         params: &[
             p(
@@ -172,6 +199,7 @@ pub static TOOLS: &[Tool] = &[
             GOAL,
             RESPONSE_FORMAT,
             TIMEOUT_SECONDS,
+            GROUP,
         ],
         annotations: DISPATCHES,
         call: dispatch::dispatch_stream,
@@ -228,7 +256,7 @@ pub static TOOLS: &[Tool] = &[
             p(
                 "permission_mode",
                 Kind::Str(""),
-                "default, plan or bypassPermissions",
+                "acceptEdits, auto, bypassPermissions, default, dontAsk, manual or plan",
             ),
             p(
                 "allowed_tools",
@@ -295,7 +323,7 @@ pub static TOOLS: &[Tool] = &[
             p(
                 "permission_mode",
                 Kind::Str(""),
-                "default, plan or bypassPermissions; \"none\" clears",
+                "acceptEdits, auto, bypassPermissions, default, dontAsk, manual or plan; \"none\" clears",
             ),
             p(
                 "allowed_tools",
@@ -340,6 +368,7 @@ pub static TOOLS: &[Tool] = &[
             GOAL,
             RESPONSE_FORMAT,
             TIMEOUT_SECONDS,
+            GROUP,
         ],
         annotations: DISPATCHES,
         call: async_jobs::dispatch_async,
@@ -475,9 +504,9 @@ pub static TOOLS: &[Tool] = &[
 
 /// Sent in the `initialize` result: how a calling model should use this server.
 pub const INSTRUCTIONS: &str = "\
-agent-dispatch delegates tasks to Claude Code agents that live in other project directories. Each \
-agent runs with its own CLAUDE.md, MCP servers and tools, so dispatch when a task needs another \
-project's files, tools or knowledge; do the work yourself when it does not.
+agent-dispatch delegates tasks to coding agents (Claude Code, Codex or Gemini CLI) that live in other \
+project directories. Each agent runs with its own CLAUDE.md, MCP servers and tools, so dispatch when a \
+task needs another project's files, tools or knowledge; do the work yourself when it does not.
 
 How to use it:
 1. list_agents to see who is available (cheap, no subprocess).
@@ -487,7 +516,13 @@ How to use it:
 5. dispatch_parallel to ask several agents at once; aggregate= lets one agent merge the answers.
 6. dispatch_stream to watch progress live on long tasks.
 7. dispatch_dialogue to let two agents work a problem out between them.
+8. list_groups / inspect_group for working sets of agents; group= on a dispatch gives the agent \
+the group's shared facts.
 Always pass caller (who you are) and goal (why you ask): the agent sees both.
+
+OUTCOMES: agents end with a STATUS line that becomes outcome (done, partial, blocked). partial and \
+blocked carry a hint with the dispatch_session call that continues; usage_limit means the account's \
+limit: another agent will not help, wait for the reset.
 
 TIMEOUTS: pass timeout_seconds for long tasks. A timed-out dispatch returns a session_id; resume it \
 with dispatch_session(agent, task=\"Continue where you left off\", session_id=...).
