@@ -318,6 +318,12 @@ fn add_checks_and_describes_over_ssh_and_list_describe_doctor_show_the_host() {
     );
     assert!(!w.env.read_config().contains("ghost"));
 
+    // The CLI's own dispatch (`test`) runs there too.
+    let out = run(w.env.cmd().args(["test", "bill", "--json"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["success"], true, "{v}");
+
     let out = run(w.env.cmd().args(["list"]));
     assert!(
         out.stdout.contains("[REMOTE 127.0.0.1]") && out.stdout.contains("host: 127.0.0.1"),
