@@ -184,7 +184,8 @@ fn cancelling_an_async_job_kills_the_remote_group() {
 
 #[test]
 fn a_timeout_kills_the_remote_group() {
-    let w = world("rm-timeout", "    timeout: 2\n", "");
+    // Long enough for the remote run to start on a loaded machine before it is stopped.
+    let w = world("rm-timeout", "    timeout: 5\n", "");
     w.remote_step(json!({"sleep": 600, "grandchild": true}));
     let mut c = w.client();
     let (doc, _) = c.call("dispatch", json!({"agent": "far", "task": "long"}));
@@ -490,7 +491,7 @@ fn cache_journal_and_dialogue_work_across_the_ssh_hop() {
 fn a_kill_finds_the_remote_run_even_after_a_stderr_flood_pushed_out_the_group_marker() {
     // More stderr than the supervisor keeps: the marker line is gone by the time of the kill,
     // and the run is found by the id in its environment instead.
-    let w = world("rm-flood", "    timeout: 3\n", "");
+    let w = world("rm-flood", "    timeout: 5\n", "");
     w.remote_step(json!({"stderr_bytes": 400_000, "sleep": 600, "grandchild": true}));
     let mut c = w.client();
     let (doc, _) = c.call("dispatch", json!({"agent": "far", "task": "long"}));
