@@ -136,6 +136,18 @@ pub fn remote_dispatch(w: &World, s: &Sizes) -> Vec<Row> {
     }
     drop(sshd);
     let _ = std::fs::remove_dir_all(&mux_dir);
+    // Control sockets outside our root (its paths are too long for sockets).
+    for i in 0..s.overhead_runs + 1 {
+        let config = root.join(format!("run-{i}")).join("agents.yaml");
+        for dir in [config, no_mux.clone()] {
+            let dir = agent_dispatch::remote::control_dir(&dir);
+            if let Some(sockets) = agent_dispatch::remote::usable_control_dir(&dir)
+                && !sockets.starts_with(&root)
+            {
+                let _ = std::fs::remove_dir_all(sockets);
+            }
+        }
+    }
     let (later, unshared) = (median(later), median(unshared));
     rows(vec![
         Value::Num(median(local), Unit::Ms),

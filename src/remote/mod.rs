@@ -206,7 +206,7 @@ pub struct Brief {
 /// directory in the system temp dir named after `dir`'s hash. Created mode 0700 (a socket grants
 /// use of a live, authenticated connection); one that is not ours and private is not used, and
 /// `None` then runs ssh without connection sharing.
-fn usable_control_dir(dir: &Path) -> Option<PathBuf> {
+pub fn usable_control_dir(dir: &Path) -> Option<PathBuf> {
     use std::hash::{Hash, Hasher};
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     // `%C` expands to 40 hex digits.

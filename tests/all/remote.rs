@@ -44,6 +44,19 @@ fn world(name: &str, far_extra: &str, settings_extra: &str) -> World {
     world
 }
 
+impl Drop for World {
+    /// The control-socket directory may be a short one outside the test root (the root is too
+    /// deep for a socket path); it goes too.
+    fn drop(&mut self) {
+        let dir = agent_dispatch::remote::control_dir(&self.env.config);
+        if let Some(sockets) = agent_dispatch::remote::usable_control_dir(&dir)
+            && !sockets.starts_with(&self.env.root)
+        {
+            let _ = std::fs::remove_dir_all(sockets);
+        }
+    }
+}
+
 impl World {
     /// The step the remote fake plays (it cannot see our environment, only its directory).
     fn remote_step(&self, step: Value) {

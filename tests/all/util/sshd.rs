@@ -123,8 +123,52 @@ impl Sshd {
 }
 
 impl Drop for Sshd {
+    /// Stops the server and every session it started: per-connection sshd processes outlive
+    /// the listener, and a client's ControlMaster would keep one alive for another minute.
     fn drop(&mut self) {
+        let sessions = descendants(self.child.id());
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for pid in sessions {
+            // SAFETY: kill(2) on a pid we just found below our own child; no memory effects.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+        }
     }
+}
+
+/// Every process below `root`, from the parent pids in /proc.
+fn descendants(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| {
+                let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                let ppid = stat
+                    .rsplit(')')
+                    .next()?
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse()
+                    .ok()?;
+                Some((pid, ppid))
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
 }
