@@ -230,7 +230,9 @@ pub static TOOLS: &[Tool] = &[
         name: "add_agent",
         title: "Add an agent",
         description: "Register a project directory as an agent. Without a description one is generated from \
-                      CLAUDE.md, README.md, pyproject.toml, package.json and the detected stack.",
+                      CLAUDE.md, README.md, pyproject.toml, package.json and the detected stack. With host, \
+                      the directory is on that machine: checked and described over ssh, and dispatches run \
+                      there.",
         params: &[
             p(
                 "name",
@@ -304,8 +306,8 @@ pub static TOOLS: &[Tool] = &[
         name: "update_agent",
         title: "Update an agent",
         description: "Change an agent's settings. Only non-empty arguments act; \"none\" clears model, \
-                      permission_mode and the tool lists (which then inherit the defaults); a negative \
-                      max_budget_usd clears the budget.",
+                      permission_mode and the tool lists (which then inherit the defaults) and host (the \
+                      agent runs here again); a negative max_budget_usd clears the budget.",
         params: &[
             p("name", Kind::ReqStr, "Agent name"),
             p("description", Kind::Str(""), "New description"),
