@@ -384,7 +384,7 @@ fn remote_target(host: Option<&str>, directory: &std::path::Path) -> Option<(Str
         Some(h) if !clears(h.trim()) => Some((h.trim().to_string(), dir)),
         Some(_) => None,
         None if directory.exists() => None,
-        None => crate::remote::split_scp(&dir).map(|(h, d)| (h.to_string(), d.to_string())),
+        None => crate::remote::split_scp(&dir),
     }
 }
 

@@ -75,12 +75,24 @@ pub fn validate_host(host: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `DEST:DIR` in scp's style: a ':' before any '/', with something on both sides (the caller
-/// first makes sure the whole text is not a local path).
-pub fn split_scp(arg: &str) -> Option<(&str, &str)> {
+/// `DEST:DIR` in scp's style: a ':' before any '/', with something on both sides; or a URL,
+/// `ssh://[user@]host[:port]/path` as git writes it (`/~/x` for a path under the home
+/// directory). The caller first makes sure the whole text is not a local path.
+pub fn split_scp(arg: &str) -> Option<(String, String)> {
+    if let Some(rest) = arg.strip_prefix("ssh://") {
+        let at = rest.find('/')?;
+        let (authority, path) = rest.split_at(at);
+        let path = path
+            .strip_prefix('/')
+            .filter(|p| p.starts_with('~'))
+            .unwrap_or(path);
+        let host = format!("ssh://{authority}");
+        return (!authority.is_empty() && path.len() > 1 && validate_host(&host).is_ok())
+            .then(|| (host, path.to_string()));
+    }
     let (host, dir) = arg.split_once(':')?;
     (!host.is_empty() && !host.contains('/') && !dir.is_empty() && validate_host(host).is_ok())
-        .then_some((host, dir))
+        .then(|| (host.to_string(), dir.to_string()))
 }
 
 /// How to reach one host: the ssh program and every option, ready for a destination.
@@ -404,8 +416,16 @@ mod tests {
 
     #[test]
     fn scp_style_targets_split_only_on_a_colon_before_any_slash() {
-        assert_eq!(split_scp("box:~/proj"), Some(("box", "~/proj")));
-        assert_eq!(split_scp("me@box:/srv/a:b"), Some(("me@box", "/srv/a:b")));
+        let pair = |h: &str, d: &str| Some((h.to_string(), d.to_string()));
+        assert_eq!(split_scp("box:~/proj"), pair("box", "~/proj"));
+        assert_eq!(split_scp("me@box:/srv/a:b"), pair("me@box", "/srv/a:b"));
+        assert_eq!(
+            split_scp("ssh://me@box:2222/srv/app"),
+            pair("ssh://me@box:2222", "/srv/app")
+        );
+        assert_eq!(split_scp("ssh://box/~/proj"), pair("ssh://box", "~/proj"));
+        assert_eq!(split_scp("ssh://box"), None);
+        assert_eq!(split_scp("ssh://box/"), None);
         assert_eq!(split_scp("./a:b"), None);
         assert_eq!(split_scp("/x/y:z"), None);
         assert_eq!(split_scp("box:"), None);

@@ -319,6 +319,16 @@ fn add_checks_and_describes_over_ssh_and_list_describe_doctor_show_the_host() {
     );
     let yaml = w.env.read_config();
     assert!(yaml.contains("host: 127.0.0.1"), "{yaml}");
+    // The URL form, as git writes it; a dispatch reaches the host through it too.
+    let out = run(w.env.cmd().args([
+        "add",
+        "bill2",
+        &format!("ssh://127.0.0.1{}", proj.display()),
+    ]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(w.env.read_config().contains("host: ssh://127.0.0.1"));
+    let out = run(w.env.cmd().args(["test", "bill2", "--json"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     // --host with a directory that is not there: refused, nothing written.
     let out = run(w
         .env
