@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use wait_timeout::ChildExt;
 
 use crate::cancel::Cancel;
@@ -34,6 +34,8 @@ const LINGER: Duration = Duration::from_secs(2);
 /// After a kill, how long to wait for the readers before giving up on a pipe held by a process
 /// outside the group; what was read so far is kept.
 const READER_GRACE: Duration = Duration::from_secs(1);
+/// After a kill, how long lines already read may still be delivered to a slow consumer.
+const BACKLOG_GRACE: Duration = Duration::from_secs(10);
 /// How much of stderr is kept: the tail, where the CLI's final error message is.
 pub const STDERR_TAIL: usize = 64 * 1024;
 /// Read size for stdout; results can be tens of megabytes.
@@ -202,7 +204,7 @@ impl Supervised {
                     // The leader is gone but someone still holds our pipes: give them a
                     // moment, then clear the group so the readers reach EOF.
                     let linger_end = (Instant::now() + LINGER).min(deadline);
-                    readers_done = self.drain_until(linger_end, on_line);
+                    readers_done = self.drain_until(linger_end, deadline, on_line);
                     if readers_done {
                         break Outcome::Exited;
                     }
@@ -221,19 +223,39 @@ impl Supervised {
             self.kill_group();
         }
         if !readers_done {
-            self.drain_until(Instant::now() + READER_GRACE, on_line);
+            let soft = Instant::now() + READER_GRACE;
+            self.drain_until(soft, soft + BACKLOG_GRACE, on_line);
         }
         self.finish(outcome)
     }
 
-    /// Delivers lines until both readers are finished (true) or `until` passes (false).
-    fn drain_until(&mut self, until: Instant, on_line: &mut dyn FnMut(&[u8])) -> bool {
+    /// Delivers lines until both readers are finished (true) or `soft` passes with nothing
+    /// queued, or `hard` passes (false). Lines already queued are ours to deliver even after
+    /// `soft` (a slow consumer must not lose a result the child printed before it exited); `hard`
+    /// bounds a group that keeps writing.
+    fn drain_until(
+        &mut self,
+        soft: Instant,
+        hard: Instant,
+        on_line: &mut dyn FnMut(&[u8]),
+    ) -> bool {
         loop {
+            match self.events.try_recv() {
+                Ok(line) => {
+                    on_line(&line);
+                    if Instant::now() >= hard {
+                        return false;
+                    }
+                    continue;
+                }
+                Err(TryRecvError::Disconnected) => return true,
+                Err(TryRecvError::Empty) => {}
+            }
             let now = Instant::now();
-            if now >= until {
+            if now >= soft.min(hard) {
                 return false;
             }
-            match self.events.recv_timeout(until - now) {
+            match self.events.recv_timeout(soft.min(hard) - now) {
                 Ok(line) => on_line(&line),
                 Err(RecvTimeoutError::Timeout) => return false,
                 Err(RecvTimeoutError::Disconnected) => return true,

@@ -41,6 +41,8 @@ pub const PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1700);
 /// How long shutdown then waits for the writer to hand the last responses to the client.
 const WRITER_GRACE: Duration = Duration::from_millis(200);
+/// Messages in flight between tools and the outbox pump.
+const OUT_CHANNEL: usize = 1024;
 /// How often the loop wakes to see whether the outbox has room again.
 const TICK: Duration = Duration::from_millis(20);
 
@@ -59,16 +61,28 @@ pub fn serve_stdio(config_path: PathBuf) -> io::Result<()> {
     }
     // SAFETY: `fd` is a fresh descriptor nothing else owns.
     let stdout = unsafe { std::fs::File::from_raw_fd(fd) };
-    serve(server, stdin, stdout, Some(fd), signals)
+    let fds = Fds {
+        stdin: 0,
+        stdout: fd,
+    };
+    serve(server, stdin, stdout, Some(fds), signals)
 }
 
-/// The loop, over any byte streams (tests drive it with pipes). `liveness` is the descriptor
-/// behind `output`, watched so a client that closes stdout is noticed while nothing is written.
+/// The descriptors behind a `serve` loop's streams, watched for a client that went away.
+#[derive(Clone, Copy, Debug)]
+pub struct Fds {
+    pub stdin: RawFd,
+    pub stdout: RawFd,
+}
+
+/// The loop, over any byte streams (tests drive it with pipes). `fds` are the descriptors behind
+/// them, watched so a client that closes stdout, or closes stdin while leaving answers unread, is
+/// noticed although nothing is written or read.
 pub fn serve<R, W>(
     server: Arc<Server>,
     input: R,
     output: W,
-    liveness: Option<RawFd>,
+    fds: Option<Fds>,
     signals: Option<Receiver<i32>>,
 ) -> io::Result<()>
 where
@@ -76,11 +90,18 @@ where
     W: Write + Send + 'static,
 {
     let outbox = Arc::new(Outbox::default());
-    let (out_tx, out_rx) = crossbeam_channel::unbounded::<Outgoing>();
+    // Bounded, so producers faster than the pump wait a moment instead of growing a queue; the
+    // pump itself never blocks (the outbox drops or queues), so that wait is always short.
+    let (out_tx, out_rx) = crossbeam_channel::bounded::<Outgoing>(OUT_CHANNEL);
     let (in_tx, in_rx) = crossbeam_channel::bounded::<Inbound>(64);
     let (failed_tx, failed_rx) = crossbeam_channel::bounded::<io::Error>(1);
     let io_threads = IoThreads {
-        writer: transport::spawn_writer(output, liveness, Arc::clone(&outbox), failed_tx)?,
+        writer: transport::spawn_writer(
+            output,
+            fds.map(|f| f.stdout),
+            Arc::clone(&outbox),
+            failed_tx,
+        )?,
         pump: transport::spawn_pump(out_rx, Arc::clone(&outbox))?,
         reader: transport::spawn_reader(input, transport::MAX_LINE_BYTES, in_tx)?,
     };
@@ -95,7 +116,17 @@ where
     let mut client_gone: Option<io::Error> = None;
     loop {
         // Backpressure: while the client leaves responses unread, read no more requests.
-        let input = if outbox.has_room() { &in_rx } else { &paused };
+        let input = if outbox.has_room() {
+            &in_rx
+        } else {
+            // The reader may be blocked handing us a request, so it cannot see the end of
+            // stdin: a client that closed stdin and reads nothing is gone.
+            if fds.is_some_and(|f| transport::hung_up(f.stdin)) {
+                log::info("stdin closed while answers wait unread; shutting down");
+                break;
+            }
+            &paused
+        };
         select! {
             recv(input) -> m => match m {
                 Ok(Inbound::Message(incoming)) => looper.handle(incoming),
@@ -122,9 +153,8 @@ where
     }
     looper.shutdown();
     drop(looper);
-    outbox.close();
+    let joined = io_threads.join(&outbox, Instant::now() + WRITER_GRACE);
     let unsent = outbox.queued();
-    let joined = io_threads.join(Instant::now() + WRITER_GRACE);
     match (client_gone, joined) {
         // The client went away: its write error is the report, and not a server failure.
         (Some(_), _) => Ok(()),

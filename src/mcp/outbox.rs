@@ -156,14 +156,14 @@ impl Outbox {
 fn skipped_text(progress: u64, messages: u64) -> String {
     let mut parts = Vec::new();
     if progress > 0 {
-        parts.push(format!("{progress} progress messages"));
+        parts.push(format!("{progress} progress messages skipped"));
     }
     if messages > 0 {
-        parts.push(format!("{messages} log messages"));
+        parts.push(format!("{messages} log messages skipped"));
     }
     format!(
-        "{} skipped: the client was not reading fast enough",
-        parts.join(" and ")
+        "{} (the client was not reading fast enough)",
+        parts.join(", ")
     )
 }
 
@@ -208,7 +208,7 @@ mod tests {
         };
         assert_eq!(
             params["data"],
-            "10 progress messages skipped: the client was not reading fast enough"
+            "10 progress messages skipped (the client was not reading fast enough)"
         );
         assert!(o.has_room());
     }

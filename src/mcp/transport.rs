@@ -195,6 +195,19 @@ fn write_loop<W: Write>(output: W, liveness: Option<RawFd>, outbox: &Outbox) -> 
     }
 }
 
+/// True when the writing end of the pipe behind `fd` (our stdin) is closed: the client will send
+/// nothing more (data may still be buffered).
+pub fn hung_up(fd: RawFd) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout; poll(2) only writes `revents`.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n > 0 && pfd.revents & libc::POLLHUP != 0
+}
+
 /// True when the reading end of the pipe (or socket) behind `fd` is gone: poll reports POLLERR
 /// or POLLHUP for the writing end then.
 fn peer_closed(fd: RawFd) -> bool {
@@ -216,11 +229,16 @@ pub struct IoThreads {
 }
 
 impl IoThreads {
-    /// Waits until `deadline` for the writer to drain the closed outbox and returns how it
+    /// Lets the pump hand over what tools sent (until every sender is gone), closes the outbox,
+    /// then waits for the writer to drain it, all by `deadline`, and returns how the writer
     /// ended. A writer still blocked on a client that does not read is abandoned with an error
     /// saying so (the process exits under it); so are a reader blocked on an open stdin and a
     /// pump held by a worker past its grace. A thread's panic is re-raised.
-    pub fn join(self, deadline: Instant) -> io::Result<()> {
+    pub fn join(self, outbox: &Outbox, deadline: Instant) -> io::Result<()> {
+        while !self.pump.is_finished() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(2));
+        }
+        outbox.close();
         while !self.writer.is_finished() && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(5));
         }

@@ -13,6 +13,7 @@ mod util;
 
 mod cli;
 mod faults;
+mod hostile;
 mod jobs;
 mod mcp;
 mod mcp_jobs;
