@@ -337,12 +337,20 @@ impl Error {
         format!("config at {} {what}:", self.path().display())
     }
 
-    /// The parser's or the OS's own words, including `at line L column C` when known.
+    /// The parser's or the OS's own words, including `at line L column C` when known. The
+    /// parser quotes the offending value, which for a config that is one big scalar (a symlink
+    /// to some large file) is the whole file: the quote is cut to `MAX_DETAILS_CHARS`.
     pub fn details(&self) -> String {
-        match self {
+        let full = match self {
             Error::Io { err, .. } => err.to_string(),
             Error::Invalid { message, .. } => message.clone(),
+        };
+        let kept = crate::text::first_chars(&full, MAX_DETAILS_CHARS);
+        if kept.len() == full.len() {
+            return full;
         }
+        let dropped = full[kept.len()..].chars().count();
+        format!("{kept}… ({dropped} more characters not shown)")
     }
 
     /// What the user can do about it.
@@ -360,6 +368,9 @@ impl Error {
         }
     }
 }
+
+/// How much of a parser message an error quotes.
+pub const MAX_DETAILS_CHARS: usize = 400;
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -706,6 +717,19 @@ mod lenient_tests {
         assert!(m.contains("boolean"), "{m}");
         schema_error("- just\n- a list\n");
         schema_error("agents: 5\n");
+    }
+
+    #[test]
+    fn a_huge_scalar_config_is_not_quoted_whole() {
+        let dir = std::env::temp_dir().join(format!("ad-cfg-huge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("agents.yaml");
+        std::fs::write(&path, "z".repeat(1_000_000)).unwrap();
+        let err = Config::load(&path).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.len() < 1_000, "{} bytes", shown.len());
+        assert!(shown.contains("more characters not shown"), "{shown}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

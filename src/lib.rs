@@ -14,6 +14,7 @@ pub mod cancel;
 pub mod claude;
 pub mod cli;
 pub mod config;
+pub mod depth;
 pub mod detect;
 pub mod env;
 pub mod fsutil;

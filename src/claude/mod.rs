@@ -83,7 +83,10 @@ pub fn run(req: &DispatchRequest, mode: OutputMode, mut hooks: Hooks<'_>) -> Dis
     let name = req.agent_name.as_str();
 
     // SPEC §5.1, in this order: depth, `claude` on PATH, directory, argv.
-    let depth = current_depth();
+    let depth = match current_depth() {
+        Ok(d) => d,
+        Err(e) => return DispatchResult::failure(name, ErrorType::Recursion, e),
+    };
     let max = i64::from(req.settings.max_dispatch_depth);
     if depth >= max {
         return DispatchResult::failure(
@@ -167,23 +170,10 @@ pub fn run(req: &DispatchRequest, mode: OutputMode, mut hooks: Hooks<'_>) -> Dis
     }
 }
 
-/// `AGENT_DISPATCH_DEPTH` of this process: missing → 0, not an integer → 0 with a warning.
-fn current_depth() -> i64 {
-    match std::env::var(DEPTH_VAR) {
-        Err(std::env::VarError::NotPresent) => 0,
-        Ok(v) => v.trim().parse::<i64>().unwrap_or_else(|_| {
-            log::warn(&format!(
-                "ignoring {DEPTH_VAR}={v:?}: not an integer; assuming 0"
-            ));
-            0
-        }),
-        Err(std::env::VarError::NotUnicode(_)) => {
-            log::warn(&format!(
-                "ignoring {DEPTH_VAR}: not valid UTF-8; assuming 0"
-            ));
-            0
-        }
-    }
+/// `AGENT_DISPATCH_DEPTH` of this process (`depth::parse_depth`: fails closed on a malformed
+/// value, with the message for a `recursion` failure).
+fn current_depth() -> Result<i64, String> {
+    crate::depth::parse_depth(std::env::var_os(DEPTH_VAR).as_deref()).map(i64::from)
 }
 
 /// The timeout a run of `agent` gets, in seconds: its own, else `settings.default_timeout` when

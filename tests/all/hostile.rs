@@ -333,3 +333,45 @@ fn ids_are_free_once_answered_and_running_ids_are_refused() {
     let extra = c.unclaimed_responses(Duration::from_millis(500));
     assert!(extra.is_empty(), "more than two responses: {extra:?}");
 }
+
+/// Class 10: a malformed depth refuses to dispatch (it used to count as 0), and no child starts.
+#[test]
+fn malformed_depth_fails_closed() {
+    let env = TestEnv::new("hostile-depth");
+    one_agent(&env, "");
+    for bad in ["abc", "-1", "12345678901234567890"] {
+        let mut c = McpClient::start_with(&env, |cmd| {
+            cmd.env("AGENT_DISPATCH_DEPTH", bad);
+        });
+        c.initialize("2025-11-25");
+        let (doc, _) = c.call("dispatch", json!({"agent": "alpha", "task": "t"}));
+        assert_eq!(doc["success"], false, "{bad}: {doc}");
+        assert_eq!(doc["error_type"], "recursion", "{bad}: {doc}");
+        assert!(
+            doc["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("AGENT_DISPATCH_DEPTH")),
+            "{doc}"
+        );
+    }
+    assert!(env.claude_runs().is_empty(), "a child was started");
+}
+
+/// Class 10: a config that is a symlink to a large non-YAML file is not echoed whole in errors.
+#[test]
+fn config_errors_quote_a_bounded_excerpt() {
+    let env = TestEnv::new("hostile-cfg");
+    let big = env.root.join("big.txt");
+    std::fs::write(&big, "q".repeat(2_000_000)).unwrap();
+    std::fs::create_dir_all(env.config.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&big, &env.config).unwrap();
+    let mut c = McpClient::ready(&env);
+    let id = c.request(
+        "tools/call",
+        json!({"name": "list_agents", "arguments": {}}),
+    );
+    let resp = c.response(id);
+    let text = resp.to_string();
+    assert!(text.len() < 4_000, "a {}-byte error", text.len());
+    assert!(text.contains("more characters not shown"), "{text}");
+}
