@@ -375,3 +375,114 @@ fn config_errors_quote_a_bounded_excerpt() {
     assert!(text.len() < 4_000, "a {}-byte error", text.len());
     assert!(text.contains("more characters not shown"), "{text}");
 }
+
+/// A ready client whose fake claude follows `step`, with extra server environment.
+fn client(env: &TestEnv, step: Value, vars: &[(&str, &str)]) -> McpClient {
+    let mut c = McpClient::start_with(env, |cmd| {
+        cmd.env("FAKE_CLAUDE_STEP", step.to_string());
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+    });
+    c.initialize("2025-11-25");
+    c
+}
+
+/// Class 3: output past a cap stops the child with an error naming the cap, memory stays
+/// bounded, and no process is left. The caps are lowered here so the floods stay small; the
+/// 2 GiB flood against the defaults is in `make bench`.
+#[test]
+fn child_output_past_a_cap_is_stopped_with_a_clear_error() {
+    let env = TestEnv::new("hostile-flood");
+    one_agent(&env, "");
+    let caps = [
+        ("AGENT_DISPATCH_MAX_OUTPUT_BYTES", "8M"),
+        ("AGENT_DISPATCH_MAX_LINE_BYTES", "4M"),
+    ];
+    let cases = [
+        (
+            "dispatch",
+            json!({"flood_bytes": 300_000_000u64}),
+            "more than 8 MiB",
+        ),
+        (
+            "dispatch_stream",
+            json!({"endless_line": true}),
+            "longer than 4 MiB",
+        ),
+    ];
+    for (tool, step, says) in cases {
+        let mut c = client(&env, step, &caps);
+        let (doc, _) = c.call(tool, json!({"agent": "alpha", "task": "t"}));
+        assert_eq!(doc["success"], false, "{doc}");
+        assert!(
+            doc["error"].as_str().is_some_and(|e| e.contains(says)),
+            "{tool}: {doc}"
+        );
+        let peak = status_mib(c.child.id(), "VmHWM");
+        assert!(peak < 64, "{tool}: peak RSS {peak} MiB");
+        let runs = env.claude_runs();
+        let pid = runs.last().unwrap()["pid"].as_i64().unwrap();
+        wait_until("the flooding child to die", WATCHDOG, || !pid_alive(pid));
+    }
+}
+
+/// Class 7: some JSON and a failing exit is a failure; a child stopped (SIGSTOP) after an init
+/// line until the timeout is a timeout, in both output modes.
+#[test]
+fn child_outcomes_need_a_complete_result() {
+    let env = TestEnv::new("hostile-outcome");
+    one_agent(&env, "");
+    let mut c = client(&env, json!({"json": {"foo": 1}, "exit": 1}), &[]);
+    let (doc, _) = c.call("dispatch", json!({"agent": "alpha", "task": "t"}));
+    assert_eq!(doc["success"], false, "{doc}");
+    drop(c);
+
+    let init = r#"{"type":"system","subtype":"init","session_id":"s"}"#;
+    let stopped = [
+        (
+            "dispatch",
+            json!({"stdout_raw": format!("{init}\n"), "stop_self": true}),
+        ),
+        (
+            "dispatch_stream",
+            json!({"events": [init], "stop_self": true}),
+        ),
+    ];
+    for (tool, step) in stopped {
+        let mut c = client(&env, step, &[]);
+        let (doc, _) = c.call(
+            tool,
+            json!({"agent": "alpha", "task": "t", "timeout_seconds": 2}),
+        );
+        assert_eq!(doc["success"], false, "{tool}: {doc}");
+        assert_eq!(doc["error_type"], "timeout", "{tool}: {doc}");
+        let pid = env.claude_runs().last().unwrap()["pid"].as_i64().unwrap();
+        wait_until("the stopped child to die", WATCHDOG, || !pid_alive(pid));
+    }
+}
+
+fn thread_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
+}
+
+/// Class 9: descendants that leave the process group (setsid, double fork) die with their
+/// dispatch, and the dispatch's reader threads do not outlive it.
+#[test]
+fn escaped_descendants_die_with_their_dispatch() {
+    let env = TestEnv::new("hostile-escape");
+    one_agent(&env, "");
+    for how in ["setsid", "double_fork"] {
+        let mut c = client(&env, json!({"escape": how, "result": "ok"}), &[]);
+        let baseline = thread_count(c.child.id());
+        let (doc, _) = c.call("dispatch", json!({"agent": "alpha", "task": "t"}));
+        assert_eq!(doc["success"], true, "{how}: {doc}");
+        let escaped = env.claude_runs().last().unwrap()["escaped_pid"]
+            .as_i64()
+            .unwrap();
+        wait_until("the escapee to die", WATCHDOG, || !pid_alive(escaped));
+        wait_until("the reader threads to end", WATCHDOG, || {
+            thread_count(c.child.id()) <= baseline
+        });
+    }
+}
