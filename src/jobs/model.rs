@@ -114,6 +114,10 @@ pub struct Job {
     pub child_pgid: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub child_started: Option<u64>,
+    /// The child's `AGENT_DISPATCH_CHILD` marker: a kill from this record needs the process to
+    /// carry exactly this value (see `process::marker`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_marker: Option<String>,
 }
 
 /// What `JobStore::create` needs. Empty strings are "not given" (SPEC §0) and are dropped.
@@ -178,6 +182,7 @@ impl Job {
             owner_pid: None,
             child_pgid: None,
             child_started: None,
+            child_marker: None,
         }
     }
 

@@ -486,3 +486,167 @@ fn escaped_descendants_die_with_their_dispatch() {
         });
     }
 }
+
+fn jobs_dir(env: &TestEnv) -> std::path::PathBuf {
+    env.config.parent().unwrap().join("jobs")
+}
+
+fn mkfifo(path: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+/// Runs a CLI command under the watchdog; true if it finished.
+fn cli_finishes(env: &TestEnv, args: &[&str]) -> bool {
+    let mut child = env
+        .cmd()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + WATCHDOG;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
+}
+
+fn async_job(c: &mut McpClient) -> String {
+    let (doc, _) = c.call("dispatch_async", json!({"agent": "alpha", "task": "t"}));
+    doc["job_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{doc}"))
+        .to_string()
+}
+
+fn job_status(c: &mut McpClient, id: &str) -> Value {
+    c.call("dispatch_status", json!({"job_id": id})).0
+}
+
+/// Class 4: FIFOs, a symlink to /dev/zero and an oversized file under job names, and a FIFO
+/// as the store lock: the server still starts and answers, the CLI finishes, memory stays
+/// bounded, and a job still ends.
+#[test]
+fn hostile_files_in_the_jobs_directory_are_skipped() {
+    let env = TestEnv::new("hostile-jobdir");
+    one_agent(&env, "");
+    let dir = jobs_dir(&env);
+    std::fs::create_dir_all(&dir).unwrap();
+    let id = |n: u8| format!("{:032x}", n);
+    mkfifo(&dir.join(format!("{}.json", id(1))));
+    std::os::unix::fs::symlink("/dev/zero", dir.join(format!("{}.json", id(2)))).unwrap();
+    // 10 MB, over the record cap derived from a 1 MiB output cap.
+    std::fs::write(dir.join(format!("{}.json", id(3))), vec![b' '; 10_000_000]).unwrap();
+    mkfifo(&dir.join(".store.lock"));
+    let caps = [("AGENT_DISPATCH_MAX_OUTPUT_BYTES", "1M")];
+    let mut c = client(&env, json!({"result": "ok"}), &caps);
+    let (listing, _) = c.call("dispatch_jobs", json!({}));
+    assert!(listing.is_array() || listing.is_object(), "{listing}");
+    let job = async_job(&mut c);
+    wait_until("the job to end", WATCHDOG, || {
+        job_status(&mut c, &job)["status"] == "done"
+    });
+    let peak = status_mib(c.child.id(), "VmHWM");
+    assert!(peak < 64, "peak RSS {peak} MiB");
+    for args in [&["jobs"][..], &["gc", "--all"][..]] {
+        assert!(
+            cli_finishes(&env, args),
+            "{args:?} hung on the jobs directory"
+        );
+    }
+}
+
+/// Class 4: a jobs directory removed while the server runs is made again.
+#[test]
+fn a_removed_jobs_directory_is_recreated() {
+    let env = TestEnv::new("hostile-jobrm");
+    one_agent(&env, "");
+    let mut c = client(&env, json!({"result": "ok"}), &[]);
+    let first = async_job(&mut c);
+    wait_until("the first job to end", WATCHDOG, || {
+        job_status(&mut c, &first)["status"] == "done"
+    });
+    std::fs::remove_dir_all(jobs_dir(&env)).unwrap();
+    let second = async_job(&mut c);
+    wait_until("the second job to end", WATCHDOG, || {
+        job_status(&mut c, &second)["status"] == "done"
+    });
+}
+
+/// Class 5: a hand-written `running` record that names an unrelated process group (with its
+/// real start time) does not make a read-only `jobs` kill it.
+#[test]
+fn a_forged_record_cannot_steer_a_kill() {
+    use std::os::unix::process::CommandExt;
+    let env = TestEnv::new("hostile-forged");
+    one_agent(&env, "");
+    let mut victim = std::process::Command::new("sleep")
+        .arg("60")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = victim.id();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let started: u64 = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let dir = jobs_dir(&env);
+    std::fs::create_dir_all(&dir).unwrap();
+    let id = "ab".repeat(16);
+    let record = json!({"id": id, "agent": "alpha", "task": "t", "status": "running",
+        "created_at": 1.0, "started_at": 1.0, "owner_pid": 999_999,
+        "child_pgid": pid, "child_started": started});
+    std::fs::write(dir.join(format!("{id}.json")), record.to_string()).unwrap();
+    assert!(cli_finishes(&env, &["jobs"]));
+    thread::sleep(Duration::from_millis(300));
+    assert!(
+        victim.try_wait().unwrap().is_none(),
+        "an unrelated process was killed"
+    );
+    let _ = victim.kill();
+    let _ = victim.wait();
+}
+
+/// Class 8: when the result cannot be recorded (the store lock is unusable), the job is not
+/// reported as crashed while its server lives, and it ends terminal once the disk allows.
+#[test]
+fn an_unrecordable_result_is_not_reported_as_a_crash() {
+    let env = TestEnv::new("hostile-unrecordable");
+    one_agent(&env, "");
+    let mut c = client(&env, json!({"result": "ok", "sleep": 2}), &[]);
+    let job = async_job(&mut c);
+    wait_until("the job to run", WATCHDOG, || {
+        job_status(&mut c, &job)["status"] == "running"
+    });
+    let lock = jobs_dir(&env).join(".store.lock");
+    let _ = std::fs::remove_file(&lock);
+    std::fs::create_dir(&lock).unwrap();
+    // The child finishes meanwhile; its result cannot be written.
+    thread::sleep(Duration::from_secs(4));
+    let (doc, _) = c.call(
+        "dispatch_wait",
+        json!({"job_id": job, "timeout_seconds": 1}),
+    );
+    let text = doc.to_string();
+    assert!(!text.contains("exited before"), "{text}");
+    std::fs::remove_dir(&lock).unwrap();
+    wait_until("the job to end", WATCHDOG, || {
+        let s = job_status(&mut c, &job);
+        s["status"] == "done" || s["status"] == "failed"
+    });
+}

@@ -337,13 +337,24 @@ fn recursion_is_refused_before_spawning() {
     assert!(out.stdout.contains("settings.max_dispatch_depth"));
     assert!(env.claude_runs().is_empty());
 
-    // Depth is passed on as parent + 1; a non-integer counts as 0.
-    for (given, child) in [("1", "2"), ("not_a_number", "1")] {
-        let mut c = env.cmd();
-        c.args(["test", "proj"]).env("AGENT_DISPATCH_DEPTH", given);
-        assert_eq!(run(&mut c).code, 0);
-        assert_eq!(env.claude_runs().last().unwrap()["depth"], child);
-    }
+    // Depth is passed on as parent + 1.
+    let mut c = env.cmd();
+    c.args(["test", "proj"]).env("AGENT_DISPATCH_DEPTH", "1");
+    assert_eq!(run(&mut c).code, 0);
+    assert_eq!(env.claude_runs().last().unwrap()["depth"], "2");
+    // A non-integer fails closed (issue 12): refused, nothing spawned.
+    let runs = env.claude_runs().len();
+    let mut c = env.cmd();
+    c.args(["test", "proj"])
+        .env("AGENT_DISPATCH_DEPTH", "not_a_number");
+    let out = run(&mut c);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stdout.contains("AGENT_DISPATCH_DEPTH"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(env.claude_runs().len(), runs);
 }
 
 #[test]
