@@ -117,6 +117,14 @@ pub fn run(io: &mut Io) -> io::Result<u8> {
     r.section("Config")?;
     let path = config::config_path();
     let config = check_config(&mut r, &path)?;
+    // Leftovers of a server that was killed outright (its child ledger is unlocked).
+    let ledgers = config::jobs_dir(&path).join(crate::mcp::LEDGER_DIR);
+    let leftovers = crate::process::ledger::sweep(&ledgers);
+    if leftovers > 0 {
+        r.warn(&format!(
+            "Killed {leftovers} leftover process(es) of an agent-dispatch server that died without cleaning up"
+        ))?;
+    }
 
     r.io.say("")?;
     r.section("MCP registration")?;

@@ -41,6 +41,8 @@ pub const PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1700);
 /// How long shutdown then waits for the writer to hand the last responses to the client.
 const WRITER_GRACE: Duration = Duration::from_millis(200);
+/// Where servers keep their child ledgers (`process::ledger`), inside the jobs directory.
+pub const LEDGER_DIR: &str = "ledgers";
 /// Messages in flight between tools and the outbox pump.
 const OUT_CHANNEL: usize = 1024;
 /// How often the loop wakes to see whether the outbox has room again.
@@ -50,6 +52,17 @@ const TICK: Duration = Duration::from_millis(20);
 /// or SIGTERM/SIGINT/SIGHUP.
 pub fn serve_stdio(config_path: PathBuf) -> io::Result<()> {
     let signals = crate::signals::install();
+    // Children of a server that was SIGKILLed are killed before this one starts its own.
+    let ledgers = crate::config::jobs_dir(&config_path).join(LEDGER_DIR);
+    let leftovers = crate::process::ledger::sweep(&ledgers);
+    if leftovers > 0 {
+        log::info(&format!(
+            "killed {leftovers} leftover process(es) of a server that died without cleaning up"
+        ));
+    }
+    if let Err(e) = crate::process::ledger::install(&ledgers) {
+        log::warn(&format!("no child ledger in {}: {e}", ledgers.display()));
+    }
     let server = Arc::new(Server::start(config_path));
     let stdin = io::BufReader::with_capacity(1024 * 1024, io::stdin());
     // The writer owns its own descriptor for stdout, not `io::stdout()`: nothing else can take

@@ -13,6 +13,7 @@
 //! `wait_timeout` installs a process-wide SIGCHLD handler and closes the child's stdin; nothing
 //! else in the crate may install a SIGCHLD handler.
 
+pub mod ledger;
 pub mod marker;
 mod readers;
 
@@ -147,6 +148,7 @@ impl Supervised {
         cmd.env(marker::MARKER_VAR, &token);
         let mut child = cmd.spawn()?;
         let pid = child.id();
+        ledger::note_spawn(&token, pid);
         let pgid = pid as i32;
         let out_pipe = child.stdout.take();
         let err_pipe = child.stderr.take();
@@ -399,6 +401,8 @@ impl Drop for Supervised {
         if self.reaped.is_none() {
             self.kill_group();
         }
+        // Every path (a finished wait, an early drop) ends here, with the group gone.
+        ledger::note_end(&self.token);
     }
 }
 

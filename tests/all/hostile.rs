@@ -650,3 +650,35 @@ fn an_unrecordable_result_is_not_reported_as_a_crash() {
         s["status"] == "done" || s["status"] == "failed"
     });
 }
+
+/// Class 9: after `kill -9` of a server, the descendants of its synchronous dispatches (its
+/// direct child dies by PDEATHSIG, theirs do not) are killed by the next server to start.
+#[test]
+fn leftovers_of_a_killed_server_are_killed_by_the_next_one() {
+    let env = TestEnv::new("hostile-ledger");
+    one_agent(&env, "");
+    let step = json!({"grandchild": true, "escape": "setsid", "hang": true});
+    let (mut server, stdin) = Stalled::start(&env, Some(step));
+    let call = line(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "dispatch", "arguments": {"agent": "alpha", "task": "t"}}}));
+    server.feed(stdin, vec![init_lines(), call], false);
+    wait_until("the child to start", WATCHDOG, || {
+        !env.claude_runs().is_empty()
+    });
+    let run = env.claude_runs()[0].clone();
+    let leftovers = [
+        run["grandchild_pid"].as_i64().unwrap(),
+        run["escaped_pid"].as_i64().unwrap(),
+    ];
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    thread::sleep(Duration::from_millis(300));
+    assert!(
+        leftovers.iter().all(|p| pid_alive(*p)),
+        "the scenario needs survivors of the server's death"
+    );
+    let _next = McpClient::ready(&env);
+    for pid in leftovers {
+        wait_until("a leftover to be killed", WATCHDOG, || !pid_alive(pid));
+    }
+}
