@@ -21,6 +21,7 @@
 mod util;
 
 mod client;
+mod hostile;
 mod report;
 mod stats;
 mod sys;

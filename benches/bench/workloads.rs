@@ -106,6 +106,18 @@ pub const FIGURES: &[Figure] = &[
         title: "`dispatch_cancel` of a running job",
         run: cancel,
     },
+    Figure {
+        id: "stalled_client",
+        runs: |_| 1,
+        title: "a client that stops reading under many chatty streams (goal: < 64 MiB, exit < 2 s)",
+        run: crate::hostile::stalled_client,
+    },
+    Figure {
+        id: "flood",
+        runs: |_| 1,
+        title: "a child flooding stdout (goal: < 128 MiB)",
+        run: crate::hostile::flood,
+    },
 ];
 
 const LONG: Duration = Duration::from_secs(600);
