@@ -73,7 +73,7 @@ impl Stalled {
         cmd.arg("serve")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(std::fs::File::create(env.root.join("server.err")).unwrap());
         if let Some(s) = step {
             cmd.env("FAKE_CLAUDE_STEP", s.to_string());
         }
@@ -189,10 +189,11 @@ fn shutdown_completes_while_stdout_is_blocked() {
     for how in ["TERM", "INT", "HUP", "eof"] {
         let (mut server, stdin) = Stalled::start(&env, None);
         let mut lines = vec![init_lines()];
-        lines.extend((1..2000).map(tools_list));
+        // 300 requests (15 KB) fit in the stdin pipe, so the client really gets to close it;
+        // their answers (4 MB of tool lists) are far more than the stdout pipe holds.
+        lines.extend((1..300).map(tools_list));
         server.feed(stdin, lines, how == "eof");
-        // 2000 tools/list answers are megabytes: far more than the pipe holds.
-        server.settle(2000);
+        server.settle(300);
         if how != "eof" {
             let sig = match how {
                 "TERM" => libc::SIGTERM,
@@ -202,10 +203,23 @@ fn shutdown_completes_while_stdout_is_blocked() {
             // SAFETY: signalling our own child.
             unsafe { libc::kill(server.pid() as i32, sig) };
         }
-        assert!(
-            server.exited_within(WATCHDOG),
-            "{how}: server still running with a blocked stdout"
-        );
+        let exited = server.exited_within(WATCHDOG);
+        if !exited {
+            let pid = server.pid();
+            let mut threads = String::new();
+            for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+                let t = t.unwrap().path();
+                threads.push_str(&format!(
+                    "{} {} | ",
+                    std::fs::read_to_string(t.join("comm"))
+                        .unwrap_or_default()
+                        .trim(),
+                    std::fs::read_to_string(t.join("wchan")).unwrap_or_default()
+                ));
+            }
+            let err = std::fs::read_to_string(env.root.join("server.err")).unwrap_or_default();
+            panic!("{how}: server still running with a blocked stdout: {threads}\n{err}");
+        }
     }
 }
 
