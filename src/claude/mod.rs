@@ -11,6 +11,7 @@
 pub mod argv;
 pub mod output;
 
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -21,9 +22,9 @@ use crate::config::{AgentConfig, Settings};
 use crate::log;
 use crate::result::{DispatchResult, ErrorType};
 
-use crate::process::{ChildSpec, Outcome, StdoutMode, Supervised};
 use argv::{ClaudeArgs, SessionArg};
 use output::{Ctx, StreamLine};
+use crate::process::{ChildSpec, Outcome, StdoutMode, Supervised};
 
 /// One dispatch to one agent, fully resolved (timeout override already applied to `agent`).
 #[derive(Clone, Debug)]

@@ -1,5 +1,6 @@
 //! End-to-end tests of the CLI: the real binary, a temporary HOME, the fake claude on PATH.
 
+
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;

@@ -4,14 +4,15 @@
 //! Every case checks that the server keeps answering, the caller gets a clear error, nothing is
 //! lost, and no child, grandchild or zombie is left behind. `make test-faults` runs only this.
 
+
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
 use crate::util::TestEnv;
 use crate::util::mcp::McpClient;
-use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------
 // Process inspection: what is left after a case.

@@ -2,6 +2,7 @@
 //! claude as the job's child, this test binary re-executed as a second "server" process, and
 //! the `agent-dispatch` CLI hammering the same directory.
 
+
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
@@ -12,13 +13,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::util::{TestEnv, pid_alive, run};
 use agent_dispatch::cancel::Cancel;
 use agent_dispatch::claude::Hooks;
 use agent_dispatch::jobs::{CancelOutcome, Job, JobStore, NewJob, Status, run_job};
 use agent_dispatch::limiter::Limiter;
 use agent_dispatch::result::{DispatchResult, ErrorType};
 use serde_json::{Value, json};
+use crate::util::{TestEnv, pid_alive, run};
 
 fn new_job(agent: &str, task: &str) -> NewJob {
     NewJob {

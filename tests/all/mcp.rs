@@ -1,10 +1,11 @@
 //! `agent-dispatch serve` driven over pipes as an MCP client would drive it.
 
+
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
 use crate::util::TestEnv;
 use crate::util::mcp::McpClient;
-use serde_json::{Value, json};
 
 /// A config with agents `alpha` and `beta` in their own project directories.
 fn two_agents(env: &TestEnv, settings: &str) {
@@ -721,10 +722,8 @@ fn cancelled_dispatch_kills_the_child_group_and_sends_no_response() {
         "notifications/cancelled",
         json!({"requestId": id, "reason": "user"}),
     );
-    assert!(wait_until(
-        Duration::from_secs(5),
-        || !crate::util::pid_alive(pid) && !crate::util::pid_alive(grandchild)
-    ));
+    assert!(wait_until(Duration::from_secs(5), || !crate::util::pid_alive(pid)
+        && !crate::util::pid_alive(grandchild)));
     let ping = c.request("ping", json!({}));
     c.response(ping);
     // Nothing for the cancelled id arrives.
@@ -942,9 +941,7 @@ fn sigterm_kills_running_children_and_exits_zero() {
         std::thread::sleep(Duration::from_millis(10));
     };
     assert_eq!(status.code(), Some(0));
-    assert!(wait_until(Duration::from_secs(2), || {
-        !crate::util::pid_alive(pid)
-    }));
+    assert!(wait_until(Duration::from_secs(2), || !crate::util::pid_alive(pid)));
 }
 
 /// A value of the wrong JSON type for a schema type.

@@ -1,11 +1,12 @@
 //! The job tools over MCP: async dispatch, status with live progress, wait, cancel, listing,
 //! result refs, gc, recovery after a killed server, and several processes sharing one store.
 
+
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
 use crate::util::TestEnv;
 use crate::util::mcp::McpClient;
-use serde_json::{Value, json};
 
 fn agents(env: &TestEnv, settings: &str) {
     let a = env.project("alpha");
@@ -378,9 +379,7 @@ fn a_killed_server_leaves_jobs_that_the_next_server_fails_while_live_ones_are_un
     );
     assert_eq!(doc["status"], "cancelled");
     let pid = env.claude_runs()[1]["pid"].as_i64().unwrap();
-    assert!(wait_until(Duration::from_secs(5), || {
-        !crate::util::pid_alive(pid)
-    }));
+    assert!(wait_until(Duration::from_secs(5), || !crate::util::pid_alive(pid)));
     assert!(env.read_config().contains("alpha"), "agents.yaml intact");
 }
 

@@ -1,18 +1,19 @@
 //! The runner end to end: `agent-dispatch test` against the fake claude (each test in its own
 //! temporary world), plus a few in-process `claude::run` calls for cancellation and hooks.
 
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::util::{Out, TestEnv, pid_alive, run};
 use agent_dispatch::cancel::Cancel;
 use agent_dispatch::claude::{self, DispatchRequest, Hooks, OutputMode};
 use agent_dispatch::config::{AgentConfig, Settings};
 use agent_dispatch::result::ErrorType;
 use serde_json::Value;
+use crate::util::{Out, TestEnv, pid_alive, run};
 
 /// A world with one agent `proj` (plus optional YAML lines under it).
 fn world(name: &str, agent_extra: &str) -> (TestEnv, PathBuf) {
