@@ -23,6 +23,7 @@ mod util;
 mod backends;
 mod client;
 mod gate;
+mod hostile;
 mod remote;
 mod report;
 mod scale;

@@ -138,6 +138,18 @@ pub const FIGURES: &[Figure] = &[
         run: crate::backends::backend_overhead,
     },
     Figure {
+        id: "stalled_client",
+        runs: |_| 1,
+        title: "a client that stops reading under many chatty streams (goal: < 64 MiB, exit < 2 s)",
+        run: crate::hostile::stalled_client,
+    },
+    Figure {
+        id: "flood",
+        runs: |_| 1,
+        title: "a child flooding stdout (goal: < 128 MiB)",
+        run: crate::hostile::flood,
+    },
+    Figure {
         id: "remote",
         runs: |s| s.overhead_runs,
         title: "remote agent over ssh to 127.0.0.1: first and later dispatch against a local one",

@@ -116,6 +116,10 @@ pub struct Job {
     pub child_pgid: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub child_started: Option<u64>,
+    /// The child's `AGENT_DISPATCH_CHILD` marker: a kill from this record needs the process to
+    /// carry exactly this value (see `process::marker`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_marker: Option<String>,
 }
 
 impl crate::schema::Schema for Status {
@@ -149,6 +153,7 @@ impl crate::schema::Schema for Job {
                 ("owner_pid", integer()),
                 ("child_pgid", integer()),
                 ("child_started", integer()),
+                ("child_marker", string()),
             ],
             &["id", "agent", "task", "status", "created_at"],
         )
@@ -213,6 +218,7 @@ impl Job {
             owner_pid: None,
             child_pgid: None,
             child_started: None,
+            child_marker: None,
         }
     }
 
@@ -443,6 +449,7 @@ mod tests {
         j.owner_pid = Some(1);
         j.child_pgid = Some(2);
         j.child_started = Some(3);
+        j.child_marker = Some("m".into());
         assert_eq!(validate(&Job::schema(), &j.to_json()), Ok(()));
         assert_eq!(validate(&summary_schema(), &summary(&j)), Ok(()));
         assert_eq!(validate(&fetch_view_schema(), &fetch_view(&j, 0)), Ok(()));

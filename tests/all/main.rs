@@ -18,6 +18,7 @@ mod fakes;
 mod faults;
 mod gate;
 mod groups;
+mod hostile;
 mod jobs;
 mod mcp;
 mod mcp_jobs;
