@@ -539,3 +539,19 @@ fn fits_add(c: &mut McpClient, doc: &Value) {
         panic!("add_agent: {e}\n{doc}");
     }
 }
+
+#[test]
+fn a_remote_child_stopped_for_its_output_is_stopped_on_the_host_too() {
+    let w = world("rm-cap", "", "");
+    // 4 MiB of answer against a 1 MiB cap, then the child hangs with a grandchild.
+    w.remote_step(json!({"huge_mb": 4, "hang": true, "grandchild": true}));
+    let mut c = McpClient::start_with(&w.env, |cmd| {
+        cmd.env("AGENT_DISPATCH_MAX_OUTPUT_BYTES", "1048576");
+    });
+    c.initialize("2025-11-25");
+    let (doc, _) = c.call("dispatch", json!({"agent": "far", "task": "big"}));
+    assert_eq!(doc["success"], false, "{:.300}", doc.to_string());
+    let runs = w.remote_runs();
+    assert_eq!(runs.len(), 1);
+    assert_remote_tree_gone(&runs[0]);
+}
