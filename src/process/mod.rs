@@ -94,8 +94,8 @@ pub struct Finished {
     pub overflow: Option<String>,
 }
 
-/// Run once just before the group is killed by a timeout, a cancel or a drop (never after the
-/// child exited on its own), with the stderr read so far. The remote runner uses it to stop the
+/// Run once just before the group is killed by a timeout, a cancel, an output cap or a drop
+/// (never after the child exited on its own), with the stderr read so far. The remote runner uses it to stop the
 /// process group on the far side of an `ssh` child before the local `ssh` dies.
 pub type KillHook = Box<dyn FnOnce(&str) + Send>;
 
