@@ -31,7 +31,11 @@ fn world(name: &str, far_extra: &str, settings_extra: &str) -> World {
         ("claude", fake_claude()),
         ("gemini", fake_claude().with_file_name("fake-gemini")),
     ];
-    let sshd = Sshd::start(&env.root, &links, "GEMINI_API_KEY=fake-key");
+    // The sessions' HOME is ours, so a `~/…` directory is tested against a known place.
+    let rhome = env.root.join("rhome");
+    std::fs::create_dir_all(&rhome).unwrap();
+    let set_env = format!("GEMINI_API_KEY=fake-key HOME={}", rhome.display());
+    let sshd = Sshd::start(&env.root, &links, &set_env);
     let far = env.project("far");
     let near = env.project("near");
     let world = World { env, sshd, far };
@@ -554,4 +558,31 @@ fn a_remote_child_stopped_for_its_output_is_stopped_on_the_host_too() {
     let runs = w.remote_runs();
     assert_eq!(runs.len(), 1);
     assert_remote_tree_gone(&runs[0]);
+}
+
+#[test]
+fn a_tilde_directory_is_expanded_on_the_host_not_here() {
+    let w = world("rm-tilde", "", "");
+    let remote_home = w.env.root.join("rhome");
+    let proj = remote_home.join("my proj");
+    std::fs::create_dir_all(&proj).unwrap();
+    std::fs::write(
+        proj.join(".fake-claude-step.json"),
+        json!({"result": "home"}).to_string(),
+    )
+    .unwrap();
+    let out = run(w.env.cmd().args(["add", "homey", "127.0.0.1:~/my proj"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    // Stored as written: `~` belongs to the host.
+    assert!(
+        w.env.read_config().contains("directory: ~/my proj"),
+        "{}",
+        w.env.read_config()
+    );
+    let mut c = w.client();
+    let (doc, _) = c.call("dispatch", json!({"agent": "homey", "task": "t"}));
+    assert_eq!(doc["result"], "home", "{doc}");
+    let log = std::fs::read_to_string(proj.join(".fake-claude-log.jsonl")).unwrap();
+    let run: Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(run["cwd"].as_str().unwrap(), proj.to_str().unwrap());
 }
