@@ -12,6 +12,7 @@ each with its model setting. A CLI whose install was impossible is reported and 
 
 import json
 import os
+import uuid
 
 from harness import processes_with, token, wait_until
 from run_e2e import CALL_SECS, GONE_SECS, UUID, scenario, with_server
@@ -83,6 +84,11 @@ def backend_scenarios(backend):
             t.check(f"{backend} dispatch_session: the resumed request carries the first turn",
                     len(reqs) == 1 and first_tok in json.dumps(reqs[0]["messages"]),
                     [q.get("answer") for q in reqs])
+            # A well-formed id the CLI never saw: its own "no such session" error, read as not_found.
+            unknown = await c.call("dispatch_session", {"agent": "agent", "task": "Recall nothing",
+                                                        "session_id": str(uuid.uuid4())})
+            t.check(f"{backend} dispatch_session: an unknown session is not_found",
+                    unknown.get("success") is False and unknown.get("error_type") == "not_found", unknown)
 
         await with_server(world, home, body)
 
