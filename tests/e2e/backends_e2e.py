@@ -14,6 +14,8 @@ import json
 import os
 import uuid
 
+import anyio
+
 from harness import processes_with, token, wait_until
 from run_e2e import CALL_SECS, GONE_SECS, UUID, scenario, with_server
 
@@ -139,7 +141,20 @@ def backend_scenarios(backend):
         tok = token(f"{backend}-timeout")
 
         async def body(c):
-            r = await c.call("dispatch", {"agent": "agent", "task": f"Think long {tok}\nE2E:DELAY 120"})
+            seen = []
+
+            async def watch():
+                # How many processes carry the prompt while the CLI waits for the model: one
+                # (gemini relaunches itself behind a launcher unless told not to).
+                while True:
+                    seen.append(len(processes_with(tok)))
+                    await anyio.sleep(0.1)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(watch)
+                r = await c.call("dispatch", {"agent": "agent", "task": f"Think long {tok}\nE2E:DELAY 120"})
+                group.cancel_scope.cancel()
+            t.check(f"{backend} timeout: one {backend} process while it ran", max(seen, default=0) == 1, seen)
             t.check(f"{backend} timeout: error_type timeout with a resumable session",
                     r.get("error_type") == "timeout" and UUID.match(r.get("session_id") or ""), r)
             t.check(f"{backend} timeout: the CLI had reached the model",
