@@ -132,6 +132,14 @@ def backend_scenarios(backend):
                     and "mock invalid" in (r.get("error") or ""), r)
             t.check(f"{backend} api error: the CLI reached the model",
                     any(q.get("answer") == "error 400" for q in world.api.requests(tok)))
+            if backend == "codex":
+                # gemini retries a 429 for minutes with backoff; codex (no retries configured)
+                # reports the status, which is read as the account's limit.
+                limited = await c.call("dispatch", {"agent": "agent",
+                                                    "task": f"Limit {tok}\nE2E:ERROR 429 Rate limit reached"})
+                t.check("codex api error 429: usage_limit with its hint",
+                        limited.get("error_type") == "usage_limit" and "429" in (limited.get("error") or ""),
+                        limited)
 
         await with_server(world, home, body)
 
@@ -236,12 +244,14 @@ async def codex_permission_modes(world):
 @scenario
 async def gemini_permission_modes(world):
     """permission_mode and allowed_tools reach gemini: the default mode offers no tool that
-    needs approval, allowed_tools adds one, bypassPermissions (yolo) offers them all."""
+    needs approval, allowed_tools adds one, bypassPermissions (yolo) offers them all, and plan
+    mode refuses a write, which comes back as denied_tools."""
     t = world.tally
     home = world.home("gemini-permissions", {
         "plain": {"backend": "gemini"},
         "listed": {"backend": "gemini", "allowed_tools": ["run_shell_command"]},
-        "yolo": {"backend": "gemini", "permission_mode": "bypassPermissions"}})
+        "yolo": {"backend": "gemini", "permission_mode": "bypassPermissions"},
+        "planner": {"backend": "gemini", "permission_mode": "plan"}})
 
     async def body(c):
         for agent in ("plain", "listed", "yolo"):
@@ -259,6 +269,16 @@ async def gemini_permission_modes(world):
             else:
                 t.check(f"gemini {agent}: the shell tool is offered and the command ran",
                         r.get("success") is True and made and shell, (r, offered))
+
+        # Plan mode offers write_file but its policy refuses a write outside the plans folder:
+        # the refusal is what denied_tools reads.
+        tok = token("gemini-plan")
+        task = f"Write {tok}\nE2E:TOOL write_file {{\"file_path\": \"made-by-planner\", \"content\": \"x\"}}\nE2E:FINAL Planned."
+        r = await c.call("dispatch", {"agent": "planner", "task": task})
+        t.check("gemini plan mode: the write is refused and reported in denied_tools with a hint",
+                r.get("success") is True and r.get("denied_tools") == ["write_file"]
+                and "allowed_tools" in (r.get("hint") or "")
+                and not os.path.exists(os.path.join(home.projects["planner"], "made-by-planner")), r)
 
     await with_server(world, home, body)
 
