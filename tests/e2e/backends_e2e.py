@@ -7,7 +7,8 @@ protocol leading the prompt, the answer's STATUS line as `outcome`), dispatch_se
 that session, dispatch_stream with one tool call the CLI really runs, an API error, a timeout
 that leaves no CLI process and whose session resumes, and the permission settings as the CLI's
 sandbox or approval mode. Then one dispatch_parallel over a claude, a codex and a gemini agent,
-each with its model setting. A CLI whose install was impossible is reported and skipped (run_e2e.py decides).
+each with its model setting. A CLI whose install was impossible is reported and skipped
+(run_e2e.py decides).
 """
 
 import json
@@ -30,13 +31,13 @@ def backend_home(world, name, backend, extra=None):
 
 
 def backend_scenarios(backend):
-    """The same five scenarios for one backend; the names carry the backend for --only."""
+    """The scenarios both backends share; the names carry the backend for --only."""
 
     async def dispatch_and_protocol(world):
         t = world.tally
         home = backend_home(world, f"{backend}-dispatch", backend)
         tok = token(f"{backend}-dispatch")
-        task = f"Fix the bug {tok}\nE2E:FINAL Fixed half of it.\\nSTATUS: partial"
+        task = f"Fix the bug {tok}\nE2E:FINAL Fixed half of it.\\nSTATUS: partial\nE2E:USAGE 1234 56"
 
         async def body(c):
             r = await c.call("dispatch", {"agent": "agent", "task": task, "caller": "e2e-client"})
@@ -45,8 +46,9 @@ def backend_scenarios(backend):
                     r.get("success") is True and r.get("result") == "Fixed half of it."
                     and r.get("outcome") == "partial", r)
             t.check(f"{backend} dispatch: the session id is the CLI's (a uuid)", bool(UUID.match(sid)), r)
+            tokens = r.get("tokens") or {}
             t.check(f"{backend} dispatch: tokens as the API reported them",
-                    (r.get("tokens") or {}).get("output_tokens", 0) >= 20, r)
+                    (tokens.get("input_tokens"), tokens.get("output_tokens")) == (1234, 56), r)
             reqs = [q for q in world.api.requests(tok) if q.get("api") and q.get("answer") != "utility"]
             t.check(f"{backend} dispatch: one model turn", len(reqs) == 1, [q.get("answer") for q in reqs])
             if reqs:

@@ -28,7 +28,8 @@ The same directives drive the other model APIs the stand-in speaks, on the same 
 agent backends' real CLIs: the OpenAI Responses API for `codex` (mock_responses.py) and the
 Gemini API for `gemini` (mock_gemini.py). There E2E:TOOL names one of that CLI's own tools (for
 codex `exec_command {"cmd": "ls"}`, for gemini `list_directory {"dir_path": "."}`), and
-E2E:USAGE's counts are reported as that API reports tokens. Their log lines have the same
+E2E:USAGE's counts are reported as that API reports tokens (gemini's utility calls, such as its
+model router, answer without directives and report no tokens). Their log lines have the same
 fields: `system` is codex's developer messages or gemini's systemInstruction, `messages` the
 input items or contents.
 
@@ -216,7 +217,7 @@ class Handler(BaseHTTPRequestHandler):
             # gemini's model router and token counts: not the agent's turn, no directives.
             entry["answer"] = "utility"
             self.record(entry)
-            mock_gemini.send_utility(self, body, path, usage)
+            mock_gemini.send_utility(self, body, path, (0, 0))  # only the agent's turns count
             return
         if "ERROR" in found:
             status, _, message = found["ERROR"].partition(" ")
