@@ -84,7 +84,7 @@ $(E2E_CODEX)/.installed: $(E2E_NODE)/.installed
 	rm -rf $(E2E_CODEX)
 	mkdir -p $(E2E_CODEX)
 	PATH="$(abspath $(E2E_NODE_BIN)):$$PATH" $(E2E_NPM) --prefix $(E2E_CODEX) @openai/codex@$(CODEX_VERSION) \
-		2>$(E2E_CODEX)/npm.log && PATH="$(abspath $(E2E_NODE_BIN)):$$PATH" $(E2E_CODEX)/bin/codex --version \
+		2>$(E2E_CODEX)/npm.log && PATH="$(abspath $(E2E_NODE_BIN)):$$PATH" $(E2E_CODEX)/bin/codex --version 2>>$(E2E_CODEX)/npm.log \
 		|| { tail -n 5 $(E2E_CODEX)/npm.log > $(E2E_CODEX)/.unavailable; cat $(E2E_CODEX)/.unavailable >&2; }
 	touch $@
 
@@ -92,7 +92,7 @@ $(E2E_GEMINI)/.installed: $(E2E_NODE)/.installed
 	rm -rf $(E2E_GEMINI)
 	mkdir -p $(E2E_GEMINI)
 	PATH="$(abspath $(E2E_NODE_BIN)):$$PATH" $(E2E_NPM) --prefix $(E2E_GEMINI) @google/gemini-cli@$(GEMINI_CLI_VERSION) \
-		2>$(E2E_GEMINI)/npm.log && PATH="$(abspath $(E2E_NODE_BIN)):$$PATH" $(E2E_GEMINI)/bin/gemini --version \
+		2>$(E2E_GEMINI)/npm.log && PATH="$(abspath $(E2E_NODE_BIN)):$$PATH" $(E2E_GEMINI)/bin/gemini --version 2>>$(E2E_GEMINI)/npm.log \
 		|| { tail -n 5 $(E2E_GEMINI)/npm.log > $(E2E_GEMINI)/.unavailable; cat $(E2E_GEMINI)/.unavailable >&2; }
 	touch $@
 
