@@ -5,9 +5,9 @@ its HOME's config.toml; gemini 0.61.0 to its Gemini API through GOOGLE_GEMINI_BA
 harness.Home.write_backend_configs). Per CLI: a dispatch (answer, session id, the dispatch
 protocol leading the prompt, the answer's STATUS line as `outcome`), dispatch_session resuming
 that session, dispatch_stream with one tool call the CLI really runs, an API error, a timeout
-that leaves no CLI process and whose session resumes, and the permission settings as the CLI's
-sandbox or approval mode. Then one dispatch_parallel over a claude, a codex and a gemini agent,
-each with its model setting. A CLI whose install was impossible is reported and skipped
+that leaves no CLI process and whose session resumes, an async job cancelled mid-turn, and the
+permission settings as the CLI's sandbox or approval mode. Then one dispatch_parallel over a
+claude, a codex and a gemini agent, each with its model setting. A CLI whose install was impossible is reported and skipped
 (run_e2e.py decides).
 """
 
@@ -181,8 +181,37 @@ def backend_scenarios(backend):
 
         await with_server(world, home, body)
 
+    async def async_cancel(world):
+        t = world.tally
+        home = backend_home(world, f"{backend}-cancel", backend)
+        tok = token(f"{backend}-cancel")
+
+        async def body(c):
+            started = await c.call("dispatch_async", {"agent": "agent", "task": f"Wait {tok}\nE2E:DELAY 120"})
+            job = started.get("job_id", "")
+            # Until the CLI is mid-turn (its request reached the stand-in), or the job ended.
+            status = {}
+            with anyio.move_on_after(60):
+                while not any(q.get("answer") != "utility" for q in world.api.requests(tok)):
+                    status = await c.call("dispatch_status", {"job_id": job})
+                    if status.get("status") not in ("pending", "running"):
+                        break
+                    await anyio.sleep(0.2)
+            t.check(f"{backend} dispatch_cancel: the CLI is waiting for the model before the cancel",
+                    bool(processes_with(tok)), status)
+            cancelled = await c.call("dispatch_cancel", {"job_id": job})
+            t.check(f"{backend} dispatch_cancel: cancelled_running",
+                    cancelled.get("outcome") == "cancelled_running", cancelled)
+            gone = await anyio.to_thread.run_sync(lambda: wait_until(lambda: not processes_with(tok), GONE_SECS))
+            t.check(f"{backend} dispatch_cancel: no {backend} process is left", gone, processes_with(tok))
+            status = await c.call("dispatch_status", {"job_id": job})
+            t.check(f"{backend} dispatch_cancel: the job stays cancelled", status.get("status") == "cancelled", status)
+
+        await with_server(world, home, body)
+
     runs = []
-    for func in (dispatch_and_protocol, session_resume, stream_with_tool, api_error, timeout_kills_cli):
+    for func in (dispatch_and_protocol, session_resume, stream_with_tool, api_error, timeout_kills_cli,
+                 async_cancel):
         func.__name__ = f"{backend}_{func.__name__}"
         run = scenario(func)
         run.backend = backend
