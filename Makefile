@@ -4,7 +4,7 @@ CARGO ?= cargo
 HOST := $(shell rustc -vV | sed -n 's/^host: //p')
 STATIC_BIN := target/$(HOST)/release/agent-dispatch
 
-.PHONY: build install static test test-faults test-soak test-client test-e2e lint demo bench bench-compare
+.PHONY: build install static test test-faults test-soak test-client test-e2e test-conformance lint demo bench bench-compare
 
 build:
 	$(CARGO) build --release
@@ -103,6 +103,23 @@ test-e2e: $(CLIENT_VENV)/.installed $(E2E_CLAUDE)/.installed $(E2E_CODEX)/.insta
 		--node-bin $(E2E_NODE_BIN) --fake fixtures/fake-claude \
 		--codex $(E2E_CODEX)/bin/codex --gemini $(E2E_GEMINI)/bin/gemini
 
+# MCP conformance scenarios from the npm package, pinned; installed under target/ like the venv.
+# 0.1.13 is the newest release that runs on Node 20 (later ones import fs.globSync, Node 22+).
+# The CLI tests servers over Streamable HTTP only, so tests/conformance/run.py bridges it to our
+# stdio server on 127.0.0.1.
+CONFORMANCE_DIR := target/conformance
+CONFORMANCE_PKG := @modelcontextprotocol/conformance@0.1.13
+CONFORMANCE_SCENARIOS := resources-list prompts-list
+
+$(CONFORMANCE_DIR)/.installed:
+	mkdir -p $(CONFORMANCE_DIR)
+	npm install --prefix $(CONFORMANCE_DIR) --no-audit --no-fund --silent $(CONFORMANCE_PKG)
+	touch $@
+
+test-conformance: $(CONFORMANCE_DIR)/.installed
+	$(CARGO) build
+	python3 tests/conformance/run.py target/debug/agent-dispatch $(CONFORMANCE_DIR)/node_modules/.bin/conformance $(CONFORMANCE_SCENARIOS)
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
@@ -112,7 +129,8 @@ demo:
 	$(CARGO) build
 	./scripts/demo.sh target/debug/agent-dispatch
 
-# Benchmarks through the MCP interface with the fake claude as the child; results go in
+# Benchmarks through the MCP interface with the fake claude as the child (and the fake codex and
+# gemini for `backend_overhead`); results go in
 # BENCHMARKS.md. `BENCH_ONLY=<figure id>` runs one figure (ids: benches/bench/workloads.rs).
 # The overhead figures (`*_compiled`) build their own stand-in claude with rustc into
 # target/bench-stand-in/ (benches/stand-in/claude.rs), so Python's start-up is not in them.

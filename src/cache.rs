@@ -158,6 +158,17 @@ impl Cache {
         })
     }
 
+    /// The schema of [`Cache::stats`].
+    pub fn stats_schema() -> Value {
+        use crate::schema::{integer, number, object};
+        let fields = ["size", "max_size", "hits", "misses", "evictions", "ttl"];
+        let mut props: Vec<(&str, Value)> = fields.iter().map(|f| (*f, integer())).collect();
+        props.push(("hit_rate", number()));
+        let mut required = fields.to_vec();
+        required.push("hit_rate");
+        object(&props, &required)
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -360,12 +360,20 @@ impl Error {
         format!("config at {} {what}:", self.path().display())
     }
 
-    /// The parser's or the OS's own words, including `at line L column C` when known.
+    /// The parser's or the OS's own words, including `at line L column C` when known. The
+    /// parser quotes the offending value, which for a config that is one big scalar (a symlink
+    /// to some large file) is the whole file: the quote is cut to `MAX_DETAILS_CHARS`.
     pub fn details(&self) -> String {
-        match self {
+        let full = match self {
             Error::Io { err, .. } => err.to_string(),
             Error::Invalid { message, .. } => message.clone(),
+        };
+        let kept = crate::text::first_chars(&full, MAX_DETAILS_CHARS);
+        if kept.len() == full.len() {
+            return full;
         }
+        let dropped = full[kept.len()..].chars().count();
+        format!("{kept}… ({dropped} more characters not shown)")
     }
 
     /// What the user can do about it.
@@ -383,6 +391,9 @@ impl Error {
         }
     }
 }
+
+/// How much of a parser message an error quotes.
+pub const MAX_DETAILS_CHARS: usize = 400;
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

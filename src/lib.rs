@@ -29,5 +29,6 @@ pub mod pyfmt;
 pub mod registry;
 pub mod result;
 pub mod runenv;
+pub mod schema;
 pub mod signals;
 pub mod text;

@@ -33,6 +33,12 @@ impl Outcome {
     }
 }
 
+impl crate::schema::Schema for Outcome {
+    fn schema() -> serde_json::Value {
+        crate::schema::one_of_strings(&["done", "partial", "blocked"])
+    }
+}
+
 /// What a run is told besides its task: the protocol (unless `settings.dispatch_protocol` is
 /// off), then the agent's instructions. `None` when there is nothing to tell. Starts with a
 /// `## ` header, so it can never be read as a command-line flag.

@@ -109,6 +109,62 @@ impl DispatchResult {
     }
 }
 
+impl crate::schema::Schema for ErrorType {
+    fn schema() -> Value {
+        use ErrorType::*;
+        let all = [
+            Permission, Timeout, Recursion, NotFound, CliError, Budget, Cancelled, UsageLimit,
+        ];
+        let names: Vec<&str> = all.iter().map(|t| t.as_str()).collect();
+        crate::schema::one_of_strings(&names)
+    }
+}
+
+impl DispatchResult {
+    /// The properties every result-shaped object shares (a `RefPayload` copies most of them).
+    pub(crate) fn common_properties() -> Vec<(&'static str, Value)> {
+        use crate::schema::{Schema, array, boolean, integer, number, string};
+        vec![
+            ("agent", string()),
+            ("success", boolean()),
+            ("session_id", string()),
+            ("cost_usd", number()),
+            ("duration_ms", integer()),
+            ("num_turns", integer()),
+            ("error", string()),
+            ("error_type", ErrorType::schema()),
+            ("parsed_result", crate::schema::any()),
+            ("denied_tools", array(string())),
+            ("hint", string()),
+            ("budget_exceeded", boolean()),
+            ("outcome", Outcome::schema()),
+            ("tokens", TokenUsage::schema()),
+        ]
+    }
+}
+
+impl crate::schema::Schema for TokenUsage {
+    fn schema() -> Value {
+        use crate::schema::integer;
+        crate::schema::object(
+            &[
+                ("input_tokens", integer()),
+                ("output_tokens", integer()),
+                ("cached_input_tokens", integer()),
+            ],
+            &["input_tokens", "output_tokens"],
+        )
+    }
+}
+
+impl crate::schema::Schema for DispatchResult {
+    fn schema() -> Value {
+        let mut props = DispatchResult::common_properties();
+        props.push(("result", crate::schema::string()));
+        crate::schema::object(&props, &["agent", "success", "result"])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +191,35 @@ mod tests {
         assert_eq!(v["error_type"], "not_found");
         assert_eq!(v["success"], false);
         assert_eq!(v["result"], "");
+    }
+
+    #[test]
+    fn every_field_is_in_the_schema() {
+        use crate::schema::{Schema, validate};
+        let full = DispatchResult {
+            agent: "a".into(),
+            success: false,
+            result: "r".into(),
+            session_id: Some("s".into()),
+            cost_usd: Some(0.1),
+            duration_ms: Some(3),
+            num_turns: Some(2),
+            error: Some("e".into()),
+            error_type: Some(ErrorType::Budget),
+            parsed_result: Some(serde_json::json!({"k": [1]})),
+            denied_tools: Some(vec!["Bash".into()]),
+            hint: Some("h".into()),
+            budget_exceeded: true,
+            outcome: Some(Outcome::Partial),
+            tokens: Some(TokenUsage {
+                input_tokens: 1,
+                output_tokens: 2,
+                cached_input_tokens: Some(0),
+            }),
+        };
+        assert_eq!(validate(&DispatchResult::schema(), &full.to_json()), Ok(()));
+        let mut v = full.to_json();
+        v["surprise"] = serde_json::json!(1);
+        assert!(validate(&DispatchResult::schema(), &v).is_err());
     }
 }

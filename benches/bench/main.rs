@@ -20,8 +20,10 @@
 #[path = "../../tests/all/util/mod.rs"]
 mod util;
 
+mod backends;
 mod client;
 mod gate;
+mod hostile;
 mod report;
 mod scale;
 mod stats;

@@ -131,6 +131,24 @@ pub const FIGURES: &[Figure] = &[
         title: "machine gate (`machine_max_concurrency`): cost per dispatch, slot handoff",
         run: crate::gate::gate,
     },
+    Figure {
+        id: "backend_overhead",
+        runs: |s| s.overhead_runs,
+        title: "dispatch overhead per backend: MCP `dispatch` minus a bare spawn of the same fake",
+        run: crate::backends::backend_overhead,
+    },
+    Figure {
+        id: "stalled_client",
+        runs: |_| 1,
+        title: "a client that stops reading under many chatty streams (goal: < 64 MiB, exit < 2 s)",
+        run: crate::hostile::stalled_client,
+    },
+    Figure {
+        id: "flood",
+        runs: |_| 1,
+        title: "a child flooding stdout (goal: < 128 MiB)",
+        run: crate::hostile::flood,
+    },
 ];
 
 pub const LONG: Duration = Duration::from_secs(600);

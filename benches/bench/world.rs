@@ -89,6 +89,12 @@ pub struct Sizes {
     pub scale_runs: usize,
     /// Rounds of `agent-dispatch test` at scale (three process spawns each).
     pub scale_cli_runs: usize,
+    /// Hostile figures: calls and seconds of a client that stops reading, progress lines per
+    /// chatty child, and MiB a flooding child prints.
+    pub stall_calls: usize,
+    pub stall_secs: f64,
+    pub chatty_lines: usize,
+    pub flood_mib: usize,
 }
 
 impl Sizes {
@@ -117,6 +123,10 @@ impl Sizes {
             scale_agents: 500,
             scale_runs: 200,
             scale_cli_runs: 100,
+            stall_calls: 500,
+            stall_secs: 30.0,
+            chatty_lines: 2000,
+            flood_mib: 2048,
         }
     }
 
@@ -145,6 +155,10 @@ impl Sizes {
             scale_agents: 500,
             scale_runs: 1,
             scale_cli_runs: 1,
+            stall_calls: 5,
+            stall_secs: 1.0,
+            chatty_lines: 100,
+            flood_mib: 80,
         }
     }
 }
@@ -162,6 +176,9 @@ pub const WAIT: &str = "waiter";
 pub const HANG: &str = "hang";
 pub const STREAM2: &str = "stream2";
 pub const MIB: &str = "mib";
+pub const CHATTY: &str = "chatty";
+pub const FLOOD: &str = "flood";
+pub const ENDLESS: &str = "endless";
 
 pub struct World {
     pub server: Server,
@@ -210,6 +227,15 @@ impl World {
                 json!({"result": "It is a small project.", "progress": ["Looking", "tool:Read"]}),
             ),
             (MIB, json!({"huge_mb": 1})),
+            (
+                CHATTY,
+                json!({"progress_count": sizes.chatty_lines, "result": "chatted"}),
+            ),
+            (
+                FLOOD,
+                json!({"flood_bytes": sizes.flood_mib * 1024 * 1024, "result": "flooded"}),
+            ),
+            (ENDLESS, json!({"endless_line": true})),
         ];
         let mut agents = String::new();
         for i in 0..sizes.agents.max(special.len()) {

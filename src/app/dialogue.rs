@@ -41,6 +41,47 @@ pub struct TurnFailure {
     pub error_type: Option<ErrorType>,
 }
 
+impl crate::schema::Schema for Dialogue {
+    fn schema() -> serde_json::Value {
+        use crate::schema::{
+            array, boolean, integer, nullable, number, object, one_of_strings, string,
+        };
+        let turn = object(
+            &[
+                ("agent", string()),
+                ("role", one_of_strings(&["responder", "requester"])),
+                ("round", integer()),
+                ("message", string()),
+                ("cost_usd", nullable("number")),
+                ("error", nullable("string")),
+                (
+                    "error_type",
+                    crate::schema::any_of(vec![ErrorType::schema(), crate::schema::null()]),
+                ),
+            ],
+            &["agent", "role", "round", "message", "cost_usd"],
+        );
+        object(
+            &[
+                ("resolved", boolean()),
+                ("rounds", integer()),
+                ("total_cost_usd", number()),
+                ("total_duration_ms", integer()),
+                ("final_answer", string()),
+                ("conversation", array(turn)),
+            ],
+            &[
+                "resolved",
+                "rounds",
+                "total_cost_usd",
+                "total_duration_ms",
+                "final_answer",
+                "conversation",
+            ],
+        )
+    }
+}
+
 fn initial_prompt(other: &str, topic: &str) -> String {
     format!(
         "You are starting a collaborative dialogue with agent '{other}'.\nProvide your analysis or ask \
@@ -149,5 +190,49 @@ pub fn run(
         total_duration_ms: total_ms,
         final_answer,
         conversation,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Schema;
+
+    #[test]
+    fn a_dialogue_with_a_failed_turn_matches_its_schema() {
+        let d = Dialogue {
+            resolved: false,
+            rounds: 1,
+            total_cost_usd: 0.0,
+            total_duration_ms: 0,
+            final_answer: "x".into(),
+            conversation: vec![
+                Turn {
+                    agent: "a".into(),
+                    role: "responder",
+                    round: 1,
+                    message: "m".into(),
+                    cost_usd: Some(0.1),
+                    failure: None,
+                },
+                Turn {
+                    agent: "b".into(),
+                    role: "requester",
+                    round: 1,
+                    message: String::new(),
+                    cost_usd: None,
+                    failure: Some(TurnFailure {
+                        error: None,
+                        error_type: Some(ErrorType::Timeout),
+                    }),
+                },
+            ],
+        };
+        let v = serde_json::to_value(&d).unwrap_or_default();
+        assert_eq!(
+            crate::schema::validate(&Dialogue::schema(), &v),
+            Ok(()),
+            "{v}"
+        );
     }
 }

@@ -28,6 +28,24 @@ pub enum FanOut {
     },
 }
 
+impl crate::schema::Schema for FanOut {
+    /// The replies alone are an array, which MCP's `structuredContent` cannot be: the adapter
+    /// wraps them as `{"items": [...]}`; this is that wrapped form or the aggregated object.
+    fn schema() -> serde_json::Value {
+        use crate::schema::{any_of, array, object};
+        any_of(vec![
+            object(&[("items", array(Reply::schema()))], &["items"]),
+            object(
+                &[
+                    ("individual_results", array(Reply::schema())),
+                    ("aggregated", DispatchResult::schema()),
+                ],
+                &["individual_results", "aggregated"],
+            ),
+        ])
+    }
+}
+
 const AGGREGATE_TASK: &str = "Synthesize the results below into a single coherent answer. Highlight key findings, \
 note any conflicts between agents, and provide actionable conclusions.";
 

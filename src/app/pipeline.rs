@@ -413,6 +413,48 @@ impl Reply {
     }
 }
 
+impl crate::schema::Schema for Full {
+    fn schema() -> Value {
+        use crate::schema::{boolean, extend, string};
+        extend(
+            DispatchResult::schema(),
+            &[("ref_error", string()), ("cached", boolean())],
+            &[],
+        )
+    }
+}
+
+impl crate::schema::Schema for RefPayload {
+    fn schema() -> Value {
+        use crate::schema::{boolean, integer, object, string};
+        let mut props = DispatchResult::common_properties();
+        props.extend([
+            ("ref", string()),
+            ("size", integer()),
+            ("summary_chars", integer()),
+            ("summary", string()),
+            ("cached", boolean()),
+        ]);
+        object(
+            &props,
+            &[
+                "ref",
+                "agent",
+                "success",
+                "size",
+                "summary_chars",
+                "summary",
+            ],
+        )
+    }
+}
+
+impl crate::schema::Schema for Reply {
+    fn schema() -> Value {
+        crate::schema::any_of(vec![Full::schema(), RefPayload::schema()])
+    }
+}
+
 /// The reply to a finished dispatch: the result itself, or (with `ref_summary`) the result
 /// stored as a finished job and a summary of `ref_summary` characters with its ref.
 pub fn reply(app: &App, ask: &Ask, ran: Ran, ref_summary: Option<usize>) -> Reply {
@@ -448,6 +490,7 @@ fn store_ref(app: &App, ask: &Ask, result: &DispatchResult) -> Result<String, Er
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::Schema;
 
     #[test]
     fn ref_payload_inlines_a_summary_and_never_the_full_text() {
@@ -470,6 +513,37 @@ mod tests {
             (p["summary"].as_str(), p["summary_chars"].as_u64()),
             (Some(""), Some(0))
         );
+    }
+
+    #[test]
+    fn replies_match_their_schema() {
+        let r = DispatchResult {
+            agent: "a".into(),
+            success: false,
+            result: "x".into(),
+            error: Some("e".into()),
+            error_type: Some(ErrorType::Timeout),
+            budget_exceeded: true,
+            parsed_result: Some(serde_json::json!(1)),
+            denied_tools: Some(vec!["Bash".into()]),
+            hint: Some("h".into()),
+            duration_ms: Some(1),
+            num_turns: Some(1),
+            ..Default::default()
+        };
+        let full = Reply::Full(Full {
+            result: r.clone(),
+            ref_error: Some("disk".into()),
+            cached: true,
+        });
+        let reference = Reply::Ref(RefPayload {
+            cached: true,
+            ..RefPayload::new("ab".into(), &r, 1)
+        });
+        for reply in [full, reference] {
+            let v = serde_json::to_value(&reply).unwrap_or_default();
+            assert_eq!(crate::schema::validate(&Reply::schema(), &v), Ok(()), "{v}");
+        }
     }
 
     #[test]

@@ -294,7 +294,8 @@ impl Attempt<'_> {
 /// kill. Decoded and trimmed as `output::finish_json` does, so both read the same answer.
 fn json_object_answer(stdout: &[u8]) -> Option<Map<String, Value>> {
     match serde_json::from_str::<Value>(String::from_utf8_lossy(stdout).trim()) {
-        Ok(Value::Object(obj)) => Some(obj),
+        // An init event or other JSON is no answer: the kill stays a timeout.
+        Ok(Value::Object(obj)) if output::is_complete_answer(&obj) => Some(obj),
         _ => None,
     }
 }
@@ -364,6 +365,7 @@ mod tests {
     #[test]
     fn json_answer_detection() {
         assert!(json_object_answer(b" {\"result\": \"x\"}\n").is_some());
+        assert!(json_object_answer(b"{\"type\": \"system\"}").is_none());
         assert!(json_object_answer(b"{\"result\": ").is_none());
         assert!(json_object_answer(b"").is_none());
     }

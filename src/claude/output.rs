@@ -203,7 +203,14 @@ pub fn finish_json(ctx: &Ctx<'_>, code: i32, stdout: &[u8], stderr: &str) -> Dis
         return classified_failure(ctx.agent, error, String::new(), None);
     }
     match serde_json::from_str::<Value>(trimmed) {
-        Ok(Value::Object(obj)) => from_result_object(ctx, &obj, Some(code)),
+        Ok(Value::Object(obj)) => {
+            let r = from_result_object(ctx, &obj, Some(code));
+            if r.success && code != 0 && !is_complete_answer(&obj) {
+                // Some JSON object and a failing exit is a crash, not an empty answer.
+                return incomplete_exit(ctx, code, trimmed, stderr);
+            }
+            r
+        }
         Ok(other) => {
             let error = format!(
                 "claude printed JSON that is not an object ({}) (exit code {code})",
@@ -223,6 +230,27 @@ pub fn finish_json(ctx: &Ctx<'_>, code: i32, stdout: &[u8], stderr: &str) -> Dis
         }
         Err(_) => classified_failure(ctx.agent, trimmed.to_string(), trimmed.to_string(), None),
     }
+}
+
+/// True when `obj` is a result document (`"type": "result"` or a `result` field), not merely
+/// some JSON the child printed (an init event, `{"foo":1}`). Only such an object can turn a
+/// non-zero exit or a kill into a success.
+pub fn is_complete_answer(obj: &Map<String, Value>) -> bool {
+    obj.get("type").and_then(Value::as_str) == Some("result") || obj.contains_key("result")
+}
+
+/// A child that printed a JSON object that is no result and exited with `code` != 0.
+fn incomplete_exit(ctx: &Ctx<'_>, code: i32, printed: &str, stderr: &str) -> DispatchResult {
+    let err = stderr.trim();
+    let mut error = format!(
+        "claude exited with code {code} without a result; it printed: {}",
+        first_chars(printed, 200)
+    );
+    if !err.is_empty() {
+        error.push_str("; stderr: ");
+        error.push_str(first_chars(err, 1000));
+    }
+    classified_failure(ctx.agent, error, String::new(), ctx.session_id)
 }
 
 /// Stream mode after the child exited without being killed (SPEC §5.6).
@@ -832,6 +860,24 @@ mod tests {
         );
         let r = finish_json(&ctx(), 0, b"  \n", "warning: whatever");
         assert_eq!(r.error.as_deref(), Some("warning: whatever"));
+    }
+
+    #[test]
+    fn an_object_that_is_no_result_is_a_failure_on_a_bad_exit() {
+        let r = finish_json(&ctx(), 1, br#"{"foo":1}"#, "");
+        assert!(!r.success, "{r:?}");
+        assert!(
+            r.error
+                .unwrap_or_default()
+                .contains("exited with code 1 without a result")
+        );
+        let killed = finish_json(&ctx(), -15, br#"{"type":"system","subtype":"init"}"#, "");
+        assert!(!killed.success);
+        // A real result document still counts on a failing exit (its own is_error decides).
+        let done = finish_json(&ctx(), 1, br#"{"type":"result","result":"ok"}"#, "");
+        assert!(done.success);
+        assert!(is_complete_answer(&obj(json!({"result": ""}))));
+        assert!(!is_complete_answer(&obj(json!({"type": "assistant"}))));
     }
 
     #[test]

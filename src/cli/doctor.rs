@@ -216,6 +216,14 @@ pub fn run(io: &mut Io, args: &DoctorArgs) -> io::Result<u8> {
             Err(e) => r.warn(&e.to_string())?,
         }
     }
+    // Leftovers of a server that was killed outright (its child ledger is unlocked).
+    let ledgers = config::jobs_dir(&path).join(crate::mcp::LEDGER_DIR);
+    let leftovers = crate::process::ledger::sweep(&ledgers);
+    if leftovers > 0 {
+        r.warn(&format!(
+            "Killed {leftovers} leftover process(es) of an agent-dispatch server that died without cleaning up"
+        ))?;
+    }
 
     if let Some(c) = &config {
         r.section("Backends")?;

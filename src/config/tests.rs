@@ -223,3 +223,20 @@ mod gate_settings {
         assert!(e.to_string().contains("machine_max_concurrency"), "{e}");
     }
 }
+
+mod bounded_errors {
+    use super::super::*;
+
+    #[test]
+    fn a_huge_scalar_config_is_not_quoted_whole() {
+        let dir = std::env::temp_dir().join(format!("ad-cfg-huge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("agents.yaml");
+        std::fs::write(&path, "z".repeat(1_000_000)).unwrap();
+        let err = Config::load(&path).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.len() < 1_000, "{} bytes", shown.len());
+        assert!(shown.contains("more characters not shown"), "{shown}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,10 +1,15 @@
 //! Low-level file and process helpers for the job store: the 0700 directory, 0600 atomic
-//! writes through unique temp files, ownership-lock probes, and the process start-time check
-//! that proves a recorded child is still the process we started before we signal it.
+//! writes through unique temp files, ownership-lock probes, and the checks that prove a recorded
+//! child is still the process we started (start time and environment marker) before we signal
+//! it.
+//!
+//! Every file is opened with `O_NONBLOCK | O_NOFOLLOW` and checked to be a regular file before
+//! it is read or locked: a FIFO, a device or a symlink planted under a job's name must never
+//! block the store or make it read without end. What is read of one record is capped.
 
 use std::fs::{self, File, OpenOptions};
-use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,6 +21,80 @@ use fs2::FileExt;
 pub(super) use crate::fsutil::ensure_private_dir;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The most of one job file that is read: twice the largest result a child may print (JSON
+/// escaping) plus room for the rest of the record.
+pub(super) fn max_record_bytes() -> u64 {
+    let result = crate::process::Limits::from_env().max_output as u64;
+    result.saturating_mul(2).saturating_add(1 << 20)
+}
+
+/// Opens `path` for reading or writing without following a symlink and without blocking on a
+/// FIFO, and refuses anything but a regular file.
+fn open_regular(path: &Path, write: bool) -> io::Result<File> {
+    let f = OpenOptions::new()
+        .read(!write)
+        .write(write)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} is a symbolic link, not a regular file", path.display()),
+            ),
+            Some(libc::ENXIO) => not_regular(path, "a FIFO or socket"),
+            _ => e,
+        })?;
+    let kind = f.metadata()?.file_type();
+    if kind.is_file() {
+        return Ok(f);
+    }
+    let what = if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    };
+    Err(not_regular(path, what))
+}
+
+fn not_regular(path: &Path, what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{} is {what}, not a regular file", path.display()),
+    )
+}
+
+/// The bytes of the job file at `path` (`None` when there is none), refusing anything but a
+/// regular file of at most `max_record_bytes`.
+pub(super) fn read_record(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    let f = match open_regular(path, false) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let cap = max_record_bytes();
+    let size = f.metadata()?.len();
+    if size > cap {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{size} bytes, over the {cap}-byte limit on a job record"),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    // The file may grow after the fstat; never read past the cap.
+    f.take(cap + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("over the {cap}-byte limit on a job record"),
+        ));
+    }
+    Ok(Some(bytes))
+}
 
 /// The temp file `atomic_write` uses for `<stem>.json`: `.<stem>.<pid>.<counter>.tmp`.
 fn temp_name(stem: &str, pid: u32, n: u64) -> String {
@@ -110,7 +189,7 @@ fn names(path: &Path, f: &File) -> io::Result<bool> {
 /// locked: a creator that opened the file but has not locked it yet then finds it gone once it
 /// can lock, and makes a fresh one ([`create_locked`]); an owner's lock is never removed.
 pub(super) fn remove_if_unheld(path: &Path) -> bool {
-    let Ok(f) = OpenOptions::new().read(true).open(path) else {
+    let Ok(f) = open_regular(path, false) else {
         return false;
     };
     if f.try_lock_exclusive().is_err() {
@@ -119,38 +198,57 @@ pub(super) fn remove_if_unheld(path: &Path) -> bool {
     names(path, &f).unwrap_or(false) && fs::remove_file(path).is_ok()
 }
 
-/// How long a store transition waits for the directory-wide lock before giving up with an
-/// error (like the config lock): a holder stuck for longer is a fault to report, not to join.
-pub(super) const STORE_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a transition waits for the directory lock before reporting it busy.
+const STORE_LOCK_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Opens (creating it if needed) and takes an exclusive lock of `path`, waiting at most
-/// `STORE_LOCK_TIMEOUT`.
+/// `STORE_LOCK_PATIENCE`. Something other than a regular file under that name (a FIFO, a
+/// symlink: nobody can hold a lock through it) is removed and a fresh lock file made; a
+/// directory is reported.
 pub(super) fn lock_blocking(path: &Path) -> io::Result<File> {
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)?;
-    let deadline = Instant::now() + STORE_LOCK_TIMEOUT;
+    let f = match open_lock(path) {
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            if fs::symlink_metadata(path).is_ok_and(|m| !m.is_dir()) {
+                crate::log::warn(&format!("{e}; replacing it"));
+                fs::remove_file(path)?;
+            }
+            open_lock(path)?
+        }
+        other => other?,
+    };
+    let deadline = Instant::now() + STORE_LOCK_PATIENCE;
     if crate::fsutil::lock_exclusive_until(&f, deadline, Duration::from_millis(5))? {
-        return Ok(f);
+        Ok(f)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "{} stayed locked for {STORE_LOCK_PATIENCE:?}",
+                path.display()
+            ),
+        ))
     }
-    Err(io::Error::new(
-        io::ErrorKind::TimedOut,
-        format!(
-            "{} stayed locked by another process for {}s",
-            path.display(),
-            STORE_LOCK_TIMEOUT.as_secs()
-        ),
-    ))
+}
+
+fn open_lock(path: &Path) -> io::Result<File> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => Ok(f),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => open_regular(path, true),
+        Err(e) => Err(e),
+    }
 }
 
 /// Whether some open file description holds the lock at `path`. Never creates the file, so a
 /// probe can not bring back a lock file its owner already removed; a missing file is unheld.
 /// An error other than contention counts as held: when in doubt, leave the job alone.
 pub(super) fn lock_is_held(path: &Path) -> bool {
-    let f = match OpenOptions::new().read(true).open(path) {
+    let f = match open_regular(path, false) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return false,
         Err(_) => return true,
@@ -171,11 +269,12 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// Kills the process group `pgid` only if its leader is still the process that was recorded
-/// (same pid *and* same start time), so a recycled pid is never signalled. When the leader is
-/// gone, only its provable leftovers are killed (see [`kill_leaderless_members`]). Returns
-/// whether a signal was sent.
-pub(super) fn kill_group_if_same(pgid: u32, started: u64) -> bool {
+/// Kills the process group `pgid` only if its leader is still the process that was recorded:
+/// same pid, same start time *and* it carries the dispatch marker (`marker`, the recorded
+/// token, when the record has one), so neither a recycled pid nor a hand-written record can aim
+/// the signal at a process we did not start. When the leader is gone, only its provable
+/// leftovers are killed (see [`kill_leaderless_members`]). Returns whether a signal was sent.
+pub(super) fn kill_group_if_same(pgid: u32, started: u64, marker: Option<&str>) -> bool {
     let Ok(raw) = i32::try_from(pgid) else {
         return false;
     };
@@ -186,9 +285,11 @@ pub(super) fn kill_group_if_same(pgid: u32, started: u64) -> bool {
     }
     match process_start_time(pgid) {
         // SAFETY: kill with a negative pid signals a process group; no memory is involved.
-        Some(t) if t == started => unsafe { libc::kill(-raw, libc::SIGKILL) == 0 },
+        Some(t) if t == started && crate::process::marker::carries_marker(pgid, marker) => unsafe {
+            libc::kill(-raw, libc::SIGKILL) == 0
+        },
         Some(_) => false,
-        None => kill_leaderless_members(raw, started),
+        None => kill_leaderless_members(raw, started, marker),
     }
 }
 
@@ -196,12 +297,11 @@ pub(super) fn kill_group_if_same(pgid: u32, started: u64) -> bool {
 /// crash the recorded leader is usually gone while its own children (MCP servers, shells) may
 /// still sit in its process group. The group id alone proves nothing once the leader is gone,
 /// so a member is killed only when it is in the group, started no earlier than the recorded
-/// leader, and carries the dispatch depth variable that every dispatched child inherits.
-fn kill_leaderless_members(pgid: i32, started: u64) -> bool {
+/// leader, and carries the dispatch marker every dispatched child and its descendants inherit.
+fn kill_leaderless_members(pgid: i32, started: u64, marker: Option<&str>) -> bool {
     let Ok(dir) = fs::read_dir("/proc") else {
         return false;
     };
-    let marker = format!("{}=", crate::claude::DEPTH_VAR);
     let mut signalled = false;
     for entry in dir.flatten() {
         let Some(pid) = entry
@@ -217,10 +317,8 @@ fn kill_leaderless_members(pgid: i32, started: u64) -> bool {
         if group != pgid || start < started {
             continue;
         }
-        let ours = fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
-            env.split(|&b| b == 0)
-                .any(|kv| kv.starts_with(marker.as_bytes()))
-        });
+        let ours =
+            u32::try_from(pid).is_ok_and(|p| crate::process::marker::carries_marker(p, marker));
         // SAFETY: kill(2) on a single pid; no memory is involved.
         if ours && unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
             signalled = true;
@@ -384,9 +482,9 @@ mod tests {
             .stdout(std::process::Stdio::piped())
             .process_group(0);
         if marked {
-            cmd.env(crate::claude::DEPTH_VAR, "1");
+            cmd.env(crate::process::marker::MARKER_VAR, "t1");
         } else {
-            cmd.env_remove(crate::claude::DEPTH_VAR);
+            cmd.env_remove(crate::process::marker::MARKER_VAR);
         }
         let mut child = cmd.spawn().unwrap();
         let pgid = child.id();
@@ -406,8 +504,12 @@ mod tests {
     fn leaderless_group_loses_only_marked_members() {
         let (pgid, started, sleeper) = orphan_in_group(true);
         assert!(group_and_start(sleeper).is_some());
-        assert!(!kill_group_if_same(pgid, started + 1_000_000));
-        assert!(kill_group_if_same(pgid, started));
+        assert!(!kill_group_if_same(pgid, started + 1_000_000, None));
+        assert!(
+            !kill_group_if_same(pgid, started, Some("t2")),
+            "another token"
+        );
+        assert!(kill_group_if_same(pgid, started, Some("t1")));
         let gone = (0..200).any(|_| {
             std::thread::sleep(std::time::Duration::from_millis(10));
             group_and_start(sleeper).is_none()
@@ -416,7 +518,7 @@ mod tests {
 
         let (pgid, started, sleeper) = orphan_in_group(false);
         assert!(
-            !kill_group_if_same(pgid, started),
+            !kill_group_if_same(pgid, started, None),
             "unmarked process killed"
         );
         assert!(group_and_start(sleeper).is_some());
@@ -427,8 +529,8 @@ mod tests {
     #[test]
     fn start_time_of_self_and_refusals() {
         assert!(process_start_time(std::process::id()).is_some());
-        assert!(!kill_group_if_same(std::process::id(), 0));
-        assert!(!kill_group_if_same(1, 0));
+        assert!(!kill_group_if_same(std::process::id(), 0, None));
+        assert!(!kill_group_if_same(1, 0, None));
         // A live group whose recorded start time does not match is left alone.
         let mut child = std::process::Command::new("sleep")
             .arg("5")
@@ -436,7 +538,9 @@ mod tests {
             .unwrap();
         let pid = child.id();
         let real = process_start_time(pid).unwrap();
-        assert!(!kill_group_if_same(pid, real + 1));
+        assert!(!kill_group_if_same(pid, real + 1, None));
+        // The right start time but no marker: a record cannot aim at a process we did not start.
+        assert!(!kill_group_if_same(pid, real, None));
         assert!(child.try_wait().unwrap().is_none());
         let _ = child.kill();
         let _ = child.wait();

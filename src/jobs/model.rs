@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::result::DispatchResult;
+use crate::schema::Schema;
 use crate::text::first_chars;
 
 /// Where a job is in its life. The last three are terminal: nothing moves a job out of them.
@@ -115,6 +116,48 @@ pub struct Job {
     pub child_pgid: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub child_started: Option<u64>,
+    /// The child's `AGENT_DISPATCH_CHILD` marker: a kill from this record needs the process to
+    /// carry exactly this value (see `process::marker`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_marker: Option<String>,
+}
+
+impl crate::schema::Schema for Status {
+    fn schema() -> Value {
+        let names: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+        crate::schema::one_of_strings(&names)
+    }
+}
+
+impl crate::schema::Schema for Job {
+    fn schema() -> Value {
+        use crate::schema::{array, integer, number, object, string};
+        object(
+            &[
+                ("id", string()),
+                ("agent", string()),
+                ("task", string()),
+                ("context", string()),
+                ("caller", string()),
+                ("goal", string()),
+                ("response_format", string()),
+                ("timeout", integer()),
+                ("status", Status::schema()),
+                ("created_at", number()),
+                ("started_at", number()),
+                ("completed_at", number()),
+                ("result", DispatchResult::schema()),
+                ("error", string()),
+                ("progress", array(string())),
+                ("progress_updated_at", number()),
+                ("owner_pid", integer()),
+                ("child_pgid", integer()),
+                ("child_started", integer()),
+                ("child_marker", string()),
+            ],
+            &["id", "agent", "task", "status", "created_at"],
+        )
+    }
 }
 
 /// What `JobStore::create` needs. Empty strings are "not given" (SPEC §0) and are dropped.
@@ -175,6 +218,7 @@ impl Job {
             owner_pid: None,
             child_pgid: None,
             child_started: None,
+            child_marker: None,
         }
     }
 
@@ -238,6 +282,41 @@ pub fn summary(job: &Job) -> Value {
         m.insert("error_type".into(), json!(t));
     }
     Value::Object(m)
+}
+
+/// The schema of a [`summary`].
+pub fn summary_schema() -> Value {
+    use crate::schema::{boolean, number, object, string};
+    object(
+        &[
+            ("id", string()),
+            ("agent", string()),
+            ("status", Status::schema()),
+            ("task", string()),
+            ("created_at", number()),
+            ("started_at", number()),
+            ("completed_at", number()),
+            ("success", boolean()),
+            ("cost_usd", number()),
+            ("last_progress", string()),
+            ("error_type", crate::result::ErrorType::schema()),
+            ("outcome", crate::protocol::Outcome::schema()),
+        ],
+        &["id", "agent", "status", "task", "created_at"],
+    )
+}
+
+/// The schema of a [`fetch_view`]: the job while it has no result, else the result (cut).
+pub fn fetch_view_schema() -> Value {
+    use crate::schema::{any_of, boolean, extend, integer};
+    any_of(vec![
+        Job::schema(),
+        extend(
+            DispatchResult::schema(),
+            &[("truncated", boolean()), ("full_size", integer())],
+            &[],
+        ),
+    ])
 }
 
 /// `fetch_result` (SPEC tool 16): the whole job when it has no result yet (or never will);
@@ -352,6 +431,39 @@ mod tests {
         assert_eq!(summary(&j)["error_type"], "cli_error");
         j.result = Some(DispatchResult::failure("a", ErrorType::Timeout, "slow"));
         assert_eq!(summary(&j)["error_type"], "timeout");
+    }
+
+    #[test]
+    fn views_match_their_schemas() {
+        use crate::schema::validate;
+        let mut j = job();
+        j.context = Some("c".into());
+        j.caller = Some("c".into());
+        j.goal = Some("g".into());
+        j.response_format = Some("json".into());
+        j.timeout = Some(30);
+        j.status = Status::Running;
+        j.started_at = Some(2.0);
+        j.progress = Some(vec!["p".into()]);
+        j.progress_updated_at = Some(2.5);
+        j.owner_pid = Some(1);
+        j.child_pgid = Some(2);
+        j.child_started = Some(3);
+        j.child_marker = Some("m".into());
+        assert_eq!(validate(&Job::schema(), &j.to_json()), Ok(()));
+        assert_eq!(validate(&summary_schema(), &summary(&j)), Ok(()));
+        assert_eq!(validate(&fetch_view_schema(), &fetch_view(&j, 0)), Ok(()));
+        j.status = Status::Failed;
+        j.completed_at = Some(3.0);
+        j.error = Some("e".into());
+        j.result = Some(DispatchResult {
+            result: "long text".into(),
+            cost_usd: Some(0.2),
+            ..DispatchResult::failure("a", ErrorType::Timeout, "slow")
+        });
+        assert_eq!(validate(&Job::schema(), &j.to_json()), Ok(()));
+        assert_eq!(validate(&summary_schema(), &summary(&j)), Ok(()));
+        assert_eq!(validate(&fetch_view_schema(), &fetch_view(&j, 2)), Ok(()));
     }
 
     #[test]

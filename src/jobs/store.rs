@@ -192,13 +192,31 @@ impl JobStore {
     /// The directory-wide transition lock, held until the returned file is dropped.
     fn lock_store(&self) -> Result<File, Error> {
         let p = self.0.dir.join(STORE_LOCK);
-        fsio::lock_blocking(&p).map_err(|err| Error::io(&p, err))
+        self.in_dir(|| fsio::lock_blocking(&p))
+            .map_err(|err| Error::io(&p, err))
+    }
+
+    /// Runs `op`; if it failed because the jobs directory was removed under us, makes the
+    /// directory again and runs `op` once more (a deleted directory must not break every job
+    /// tool until someone recreates it by hand).
+    fn in_dir<T>(&self, op: impl Fn() -> io::Result<T>) -> io::Result<T> {
+        match op() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !self.0.dir.is_dir() => {
+                crate::log::warn(&format!(
+                    "jobs directory {} was removed; creating it again",
+                    self.0.dir.display()
+                ));
+                fsio::ensure_private_dir(&self.0.dir)?;
+                op()
+            }
+            other => other,
+        }
     }
 
     fn read(&self, path: &Path, id: &str) -> Result<Option<Job>, Error> {
-        let bytes = match fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        let bytes = match fsio::read_record(path) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Ok(None),
             Err(err) => return Err(Error::io(path, err)),
         };
         parse_job(&bytes, id)
@@ -219,7 +237,8 @@ impl JobStore {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        fsio::atomic_write(&path, &bytes).map_err(|err| Error::io(&path, err))
+        self.in_dir(|| fsio::atomic_write(&path, &bytes))
+            .map_err(|err| Error::io(&path, err))
     }
 
     /// A new `pending` job owned by this process. The ownership lock is taken before the job
@@ -228,7 +247,9 @@ impl JobStore {
         let mut job = Job::from_new(new_id(), new, now());
         job.owner_pid = Some(std::process::id());
         let lock_path = self.lock_path(&job.id);
-        let lock = fsio::create_locked(&lock_path).map_err(|err| Error::io(&lock_path, err))?;
+        let lock = self
+            .in_dir(|| fsio::create_locked(&lock_path))
+            .map_err(|err| Error::io(&lock_path, err))?;
         let cancel = Cancel::new();
         let guard = OwnershipGuard {
             id: job.id.clone(),
@@ -367,10 +388,10 @@ impl JobStore {
                     .push((name.to_string(), "not a job file name".to_string()));
                 continue;
             }
-            let bytes = match fs::read(entry.path()) {
-                Ok(b) => b,
+            let bytes = match fsio::read_record(&entry.path()) {
+                Ok(Some(b)) => b,
                 // Deleted by gc between the scan and the read.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Ok(None) => continue,
                 Err(e) => {
                     out.skipped.push((name.to_string(), e.to_string()));
                     continue;
@@ -435,12 +456,15 @@ impl JobStore {
     /// Records the running job's child (pid = process group id) and its start time.
     pub fn record_child(&self, id: &str, pid: u32) -> Result<Option<Job>, Error> {
         let started = fsio::process_start_time(pid);
+        // The child has exec'd by now (spawn returns after exec), so this is its own marker.
+        let marker = crate::process::marker::marker_of(pid);
         self.transition(id, |job| {
             if job.status != Status::Running {
                 return false;
             }
             job.child_pgid = Some(pid);
             job.child_started = started;
+            job.child_marker = marker;
             true
         })
     }
@@ -778,7 +802,7 @@ fn run_before_unlink_hook(path: &Path) {
 /// the same process (pid and start time both match).
 fn kill_orphan(job: &Job) {
     if let (Some(pgid), Some(started)) = (job.child_pgid, job.child_started) {
-        fsio::kill_group_if_same(pgid, started);
+        fsio::kill_group_if_same(pgid, started, job.child_marker.as_deref());
     }
 }
 

@@ -35,6 +35,10 @@ const WATCH_EVERY: Duration = Duration::from_millis(200);
 /// finished job's result.
 const WRITE_ATTEMPTS: u32 = 4;
 const FIRST_RETRY_AFTER: Duration = Duration::from_millis(50);
+/// When neither a step nor the failure saying so can be stored, the pause between further
+/// tries starts here and doubles up to `LAST_RESORT_MAX`, until the disk allows or shutdown.
+const LAST_RESORT_FIRST: Duration = Duration::from_millis(250);
+const LAST_RESORT_MAX: Duration = Duration::from_secs(1);
 
 const SHUTDOWN_BEFORE_START: &str = "The agent-dispatch server that queued this job shut down \
      before it started. Re-dispatch if still needed.";
@@ -191,7 +195,7 @@ impl Running<'_> {
                     })?;
                 } else {
                     // Refused when the job was cancelled meanwhile: the cancel stands.
-                    self.record("result", || self.store.finish(self.id, &result))?;
+                    self.record("the result", || self.store.finish(self.id, &result))?;
                 }
             }
             Err(panic) => {
@@ -210,20 +214,44 @@ impl Running<'_> {
     /// Stores a lifecycle step with `write`, retrying I/O failures with backoff. If it still
     /// can not be stored, the job is failed with `could not record <what>: <error>` instead
     /// (a small write that may well succeed where a big result did not), and `Ok(None)` says
-    /// the step did not happen. Only when even that fails is the error returned; the job is
-    /// then left unowned and non-terminal, which every reader treats as abandoned.
+    /// the step did not happen. When even that fails (a full disk, an unusable store lock),
+    /// the job stays owned, so no reader calls it abandoned while this server lives, and both
+    /// writes are tried again until one lands. Only a shutdown ends that with the error; the
+    /// job is then left unowned and non-terminal, which every reader treats as abandoned.
     fn record(
         &self,
         what: &str,
         write: impl Fn() -> Result<Option<Job>, Error>,
     ) -> Result<Option<Job>, Error> {
-        let err = match with_retries(write) {
+        let err = match with_retries(&write) {
             Ok(job) => return Ok(job),
             Err(err) => err,
         };
         let message = format!("could not record {what}: {err}");
-        with_retries(|| self.store.fail(self.id, &message))?;
-        Ok(None)
+        if with_retries(&|| self.store.fail(self.id, &message)).is_ok() {
+            return Ok(None);
+        }
+        crate::log::error(&format!(
+            "job {}: {message}; trying again until the jobs directory accepts it",
+            self.id
+        ));
+        let mut pause = LAST_RESORT_FIRST;
+        loop {
+            let until = Instant::now() + pause;
+            while Instant::now() < until {
+                if self.shutdown.is_tripped() {
+                    return Err(err);
+                }
+                thread::sleep(Duration::from_millis(25));
+            }
+            if let Ok(job) = write() {
+                return Ok(job);
+            }
+            if self.store.fail(self.id, &message).is_ok() {
+                return Ok(None);
+            }
+            pause = (pause * 2).min(LAST_RESORT_MAX);
+        }
     }
 
     fn tail(&self) -> std::sync::MutexGuard<'_, Tail> {
@@ -295,7 +323,7 @@ impl Running<'_> {
 }
 
 /// `write`, tried up to `WRITE_ATTEMPTS` times while it fails with an I/O error.
-fn with_retries(write: impl Fn() -> Result<Option<Job>, Error>) -> Result<Option<Job>, Error> {
+fn with_retries(write: &dyn Fn() -> Result<Option<Job>, Error>) -> Result<Option<Job>, Error> {
     let mut pause = FIRST_RETRY_AFTER;
     for _ in 1..WRITE_ATTEMPTS {
         match write() {
@@ -596,7 +624,7 @@ mod tests {
         assert_eq!(j.status, Status::Failed);
         let error = j.error.unwrap();
         assert!(
-            error.starts_with("could not record result: jobs store at "),
+            error.starts_with("could not record the result: jobs store at "),
             "{error}"
         );
         assert!(error.contains("ermission denied"), "{error}");
@@ -604,11 +632,46 @@ mod tests {
     }
 
     #[test]
+    fn a_job_whose_final_writes_fail_stays_owned_until_the_disk_allows() {
+        let d = Dir::new("full-disk");
+        let store = JobStore::open(&d.0).unwrap();
+        let (job, owner) = store.create(new_job()).unwrap();
+        let (observer, id) = (store.clone(), job.id.clone());
+        // Sampled while the worker is still retrying (it needs about 3 s to use up the
+        // failures below); a reader must see a running, owned job, not an abandoned one.
+        let seen = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(1000));
+            let status = observer.get(&id).unwrap().map(|j| j.status);
+            (observer.owned(&id).unwrap(), status)
+        });
+        let j = run_job(owner, &Limiter::new(1), &off(), &Cancel::new(), |_, _| {
+            // Both rounds of retries, then three more tries of the result and its failure.
+            fail_next_writes(2 * WRITE_ATTEMPTS + 6);
+            success()
+        })
+        .unwrap()
+        .unwrap();
+        fail_next_writes(0);
+        assert_eq!(
+            j.status,
+            Status::Done,
+            "the result landed once the disk allowed"
+        );
+        assert_eq!(seen.join().unwrap(), (true, Some(Status::Running)));
+    }
+
+    #[test]
     fn a_job_whose_every_final_write_fails_is_not_left_running() {
         let d = Dir::new("unwritable");
         let store = JobStore::open(&d.0).unwrap();
         let (job, owner) = store.create(new_job()).unwrap();
-        let out = run_job(owner, &Limiter::new(1), &off(), &Cancel::new(), |_, _| {
+        let shutdown = Cancel::new();
+        let stopper = shutdown.clone();
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(1500));
+            stopper.trip();
+        });
+        let out = run_job(owner, &Limiter::new(1), &off(), &shutdown, |_, _| {
             fail_next_writes(u32::MAX);
             success()
         });

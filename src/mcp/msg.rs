@@ -54,6 +54,8 @@ pub enum ErrorCode {
     MethodNotFound = -32601,
     InvalidParams = -32602,
     InternalError = -32603,
+    /// MCP `resources/read` of a URI we do not have.
+    ResourceNotFound = -32002,
 }
 
 /// One message from the client.

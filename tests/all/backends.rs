@@ -564,3 +564,92 @@ fn doctor_checks_each_backend_in_use() {
         out.stdout
     );
 }
+
+#[test]
+fn gemini_streams_times_out_crashes_and_cancels_cleanly() {
+    let w = world("be-gmstream", "", "");
+    let mut c = w.client(
+        json!({}),
+        json!({"preamble": "Looking.", "tools": [{"name": "read_file", "params": {"path": "a"}, "status": "success", "output": "x"}], "result": "Read it."}),
+    );
+    let id = c.request(
+        "tools/call",
+        json!({"name": "dispatch_stream", "arguments": {"agent": "gm", "task": "t"}, "_meta": {"progressToken": "g"}}),
+    );
+    let (doc, _) = McpClient::tool_payload(&c.response(id));
+    assert_eq!(doc["result"], "Read it.", "{doc}");
+    let messages: Vec<String> = c
+        .notifications
+        .iter()
+        .filter(|n| n["method"] == "notifications/message")
+        .filter_map(|n| n["params"]["data"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        messages.iter().any(|m| m == "[gm] Using tool: read_file"),
+        "{messages:?}"
+    );
+
+    // A timeout: the whole group goes, and the session we chose stays resumable.
+    let w = world("be-gmkill", "    timeout: 1\n", "");
+    let w_gm = w.env.project("gm");
+    w.env.write_config(&format!(
+        "agents:\n  gm:\n    directory: {}\n    backend: gemini\n    timeout: 1\n",
+        w_gm.display()
+    ));
+    let mut c = w.client(json!({}), json!({"sleep": 600, "grandchild": true}));
+    let (doc, _) = c.call("dispatch", json!({"agent": "gm", "task": "t"}));
+    assert_eq!(doc["error_type"], "timeout", "{doc}");
+    let run = &w.gemini_runs()[0];
+    let a = argv(run);
+    let sid = &a[a.iter().position(|x| x == "--session-id").unwrap() + 1];
+    assert_eq!(doc["session_id"], sid.as_str(), "{doc}");
+    for key in ["pid", "grandchild_pid"] {
+        let pid = run[key].as_i64().unwrap();
+        assert!(
+            wait_until(Duration::from_secs(30), || !pid_alive(pid)),
+            "{key} survived"
+        );
+    }
+
+    for (name, step) in [
+        ("be-gmcrash", json!({"signal": 9})),
+        ("be-gmgarbage", json!({"stdout_raw": "<html>oops</html>\n"})),
+        (
+            "be-gmapi",
+            json!({"api_error": {"message": "bad request", "status": 400}}),
+        ),
+    ] {
+        let w = world(name, "", "");
+        let mut c = w.client(json!({}), step.clone());
+        let (doc, _) = c.call("dispatch", json!({"agent": "gm", "task": "t"}));
+        assert_eq!(doc["success"], false, "{step}: {doc}");
+    }
+
+    // An async job: progress while it runs, then a cancel that leaves nothing behind.
+    let w = world("be-gmjob", "", "");
+    let mut c = w.client(
+        json!({}),
+        json!({"tools": [{"name": "glob", "params": {}, "status": "success", "output": ""}], "sleep": 600, "grandchild": true}),
+    );
+    let (doc, _) = c.call("dispatch_async", json!({"agent": "gm", "task": "long"}));
+    let id = doc["job_id"].as_str().unwrap().to_string();
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            let (job, _) = c.call("dispatch_status", json!({"job_id": id}));
+            job["progress"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|l| l == "Using tool: glob"))
+        }),
+        "no progress from the gemini job"
+    );
+    let (doc, _) = c.call("dispatch_cancel", json!({"job_id": id}));
+    assert_eq!(doc["outcome"], "cancelled_running", "{doc}");
+    let run = w.gemini_runs()[0].clone();
+    for key in ["pid", "grandchild_pid"] {
+        let pid = run[key].as_i64().unwrap();
+        assert!(
+            wait_until(Duration::from_secs(30), || !pid_alive(pid)),
+            "{key} survived the cancel"
+        );
+    }
+}

@@ -38,6 +38,11 @@ fn fake_dispatch(
     move |_: &Permit, mut hooks: Hooks<'_>| {
         cmd.args(["-p", "task", "--output-format", "stream-json", "--verbose"])
             .env("FAKE_CLAUDE_STEP", step.to_string())
+            // As `process::Supervised` does: a kill from a job record needs the marker.
+            .env(
+                agent_dispatch::process::marker::MARKER_VAR,
+                agent_dispatch::process::marker::new_token(),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

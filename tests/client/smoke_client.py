@@ -4,7 +4,11 @@ Run by `make test-client`: python smoke_client.py <path to agent-dispatch> <path
 It builds a throwaway HOME with two agents and the fake claude first on PATH, then checks the
 handshake, tools/list (every inputSchema must be a valid JSON Schema 2020-12 schema), a
 list_agents call, a dispatch_stream whose progress callback must fire, and a cancelled call whose
-child must be killed while the session keeps working. Prints 'N passed, M failed' last.
+child must be killed while the session keeps working. Then the rest of MCP: every outputSchema is
+valid and the SDK validates each structuredContent against it; resources are listed and read (an
+agent, and a return_ref result through its resource link); a subscription to a running job
+receives notifications/resources/updated; a prompt is listed and expanded; an agent name is
+completed. Prints 'N passed, M failed' last.
 """
 
 import json
@@ -15,6 +19,7 @@ import time
 
 import anyio
 import jsonschema
+import mcp.types as types
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -59,7 +64,10 @@ async def main(binary, fake):
     plan = os.path.join(root, "plan.json")
     with open(plan, "w") as f:
         json.dump({
-            "rules": [{"prompt_contains": "hang forever", "step": {"sleep": 60, "grandchild": True}}],
+            "rules": [
+                {"prompt_contains": "hang forever", "step": {"sleep": 60, "grandchild": True}},
+                {"prompt_contains": "slow job", "step": {"progress": ["one", "two", "three"], "delay": 1.0}},
+            ],
             "default": {"delay": 0.05, "progress": ["Reading the code", "tool:Grep", "Writing the answer"]},
         }, f)
     env = {
@@ -71,12 +79,17 @@ async def main(binary, fake):
     }
     params = StdioServerParameters(command=binary, args=["serve"], env=env)
     logs = []
+    updated = []
 
     async def on_log(params):
         logs.append(params.data)
 
+    async def on_message(message):
+        if isinstance(message, types.ResourceUpdatedNotification):
+            updated.append(str(message.params.uri))
+
     async with stdio_client(params) as (read, write):
-        async with ClientSession(read, write, logging_callback=on_log) as session:
+        async with ClientSession(read, write, logging_callback=on_log, message_handler=on_message) as session:
             init = await session.initialize()
             check("initialize", init.server_info.name == "agent-dispatch", init.server_info)
 
@@ -124,6 +137,56 @@ async def main(binary, fake):
                       not any(pid_alive(p) for p in pids), pids)
             await session.send_ping()
             check("session still answers after a cancel", True)
+
+            await more_of_mcp(session, tools, updated)
+
+
+async def more_of_mcp(session, tools, updated):
+    """Structured results, resources, a subscription, prompts and completions."""
+    bad = []
+    for t in tools:
+        try:
+            jsonschema.Draft202012Validator.check_schema(t.output_schema or {})
+        except jsonschema.SchemaError as e:
+            bad.append(f"{t.name}: {e.message}")
+    check("every tool has a valid outputSchema", not bad and all(t.output_schema for t in tools), bad)
+    # The SDK validates structuredContent against the outputSchema on every call_tool.
+    listed = await session.call_tool("list_agents", {})
+    check("structuredContent wraps the list", [a["name"] for a in listed.structured_content["items"]] == ["alpha", "beta"],
+          listed.structured_content)
+
+    resources = (await session.list_resources()).resources
+    uris = [str(r.uri) for r in resources]
+    check("resources/list names the agents",
+          uris == ["agent-dispatch://agents/alpha", "agent-dispatch://agents/beta"], uris)
+    agent = json.loads((await session.read_resource(uris[0])).contents[0].text)
+    check("an agent resource reads as inspect_agent", agent.get("name") == "alpha", agent)
+    templates = [t.uri_template for t in (await session.list_resource_templates()).resource_templates]
+    check("job and result templates", "agent-dispatch://jobs/{id}" in templates, templates)
+
+    reffed = await session.call_tool("dispatch", {"agent": "beta", "task": "a long report", "return_ref": True})
+    links = [c for c in reffed.content if c.type == "resource_link"]
+    check("a return_ref result links to its result", len(links) == 1, reffed.content)
+    if links:
+        text = (await session.read_resource(str(links[0].uri))).contents[0].text
+        check("the linked result reads back whole", "a long report" in text, text)
+
+    started = await session.call_tool("dispatch_async", {"agent": "alpha", "task": "slow job"})
+    job_uri = f"agent-dispatch://jobs/{started.structured_content['job_id']}"
+    await session.subscribe_resource(job_uri)
+    with anyio.move_on_after(30):
+        while job_uri not in updated:
+            await anyio.sleep(0.05)
+    check("a subscribed job sends notifications/resources/updated", job_uri in updated, updated)
+
+    prompts = (await session.list_prompts()).prompts
+    check("prompts/list", [p.name for p in prompts] == ["ask", "fan_out", "review_with"], prompts)
+    got = await session.get_prompt("ask", {"agent": "alpha", "task": "Where are refunds made?"})
+    text = got.messages[0].content.text
+    check("prompts/get expands into tool instructions", "`dispatch`" in text and "Where are refunds made?" in text, text)
+
+    done = await session.complete(types.PromptReference(type="ref/prompt", name="ask"), {"name": "agent", "value": "be"})
+    check("completion/complete suggests agents by prefix", done.completion.values == ["beta"], done.completion)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::{Map, Value, json};
 
 use super::{Args, ToolCtx, ToolError, ToolResult};
-use crate::app::Observer;
+use crate::app::{App, Observer};
 use crate::backend::Backend;
 use crate::config::{self, AgentConfig, AgentPatch};
 use crate::detect;
@@ -50,14 +50,14 @@ fn insert_tools(obj: &mut Map<String, Value>, agent: &AgentConfig) {
 /// memoised on the journal's size and mtime, so discovery stays cheap.
 fn insert_typical(
     obj: &mut Map<String, Value>,
-    ctx: &ToolCtx,
+    app: &App,
     settings: &config::Settings,
     name: &str,
 ) {
     if !settings.usage_log {
         return;
     }
-    if let Some(t) = journal::typical(ctx.app().config_path(), name) {
+    if let Some(t) = journal::typical(app.config_path(), name) {
         obj.insert("typical".into(), json!(t));
     }
 }
@@ -109,7 +109,7 @@ pub fn list_agents(ctx: &ToolCtx, _args: &Args) -> ToolResult {
             }
         }
         insert_tools(&mut obj, agent);
-        insert_typical(&mut obj, ctx, &config.settings, name);
+        insert_typical(&mut obj, ctx.app(), &config.settings, name);
         out.push(Value::Object(obj));
     }
     ctx.log(&format!("Found {} configured agents", out.len()));
@@ -119,8 +119,19 @@ pub fn list_agents(ctx: &ToolCtx, _args: &Args) -> ToolResult {
 pub fn inspect_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
     let name = args.string("name")?;
     let preview_lines = args.int("preview_lines")?;
-    let config = ctx.app().config()?;
-    let agent = ctx.app().target(&config, &name, 0)?.agent;
+    let doc = inspect(ctx.app(), &name, preview_lines)?;
+    // As before the split: only a healthy project's inspection is logged.
+    if doc["healthy"] == true {
+        let dir = doc["directory"].as_str().unwrap_or("");
+        ctx.log(&format!("Inspected {name} ({dir})"));
+    }
+    Ok(doc)
+}
+
+/// What `inspect_agent` returns (also the `agent-dispatch://agents/{name}` resource).
+pub fn inspect(app: &App, name: &str, preview_lines: i64) -> ToolResult {
+    let config = app.config()?;
+    let agent = app.target(&config, name, 0)?.agent;
     let dir = &agent.directory;
     let mut obj = Map::new();
     obj.insert("name".into(), json!(name));
@@ -137,7 +148,7 @@ pub fn inspect_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
     if let Some(instructions) = agent.instructions() {
         obj.insert("instructions".into(), json!(instructions));
     }
-    insert_typical(&mut obj, ctx, &config.settings, &name);
+    insert_typical(&mut obj, app, &config.settings, name);
     match detect::directory_health(dir) {
         Err(_) => {
             obj.insert("healthy".into(), json!("UNREADABLE"));
@@ -177,7 +188,6 @@ pub fn inspect_agent(ctx: &ToolCtx, args: &Args) -> ToolResult {
             }
         }
     }
-    ctx.log(&format!("Inspected {name} ({})", dir.display()));
     Ok(Value::Object(obj))
 }
 
@@ -444,8 +454,18 @@ pub fn list_groups(ctx: &ToolCtx, _args: &Args) -> ToolResult {
 
 pub fn inspect_group(ctx: &ToolCtx, args: &Args) -> ToolResult {
     let name = args.string("name")?;
-    let config = ctx.app().config()?;
-    let Some(group) = config.group(&name) else {
+    let doc = inspect_group_doc(ctx.app(), &name)?;
+    ctx.log(&format!(
+        "Inspected group {name} ({} members)",
+        doc["member_count"]
+    ));
+    Ok(doc)
+}
+
+/// What `inspect_group` returns (also the `agent-dispatch://groups/{name}` resource).
+pub fn inspect_group_doc(app: &App, name: &str) -> ToolResult {
+    let config = app.config()?;
+    let Some(group) = config.group(name) else {
         let names: Vec<&str> = config.groups.names().collect();
         let list = if names.is_empty() {
             "(none configured)".to_string()
@@ -454,7 +474,7 @@ pub fn inspect_group(ctx: &ToolCtx, args: &Args) -> ToolResult {
         };
         return Err(ToolError::new(format!(
             "Unknown group: {}. Available: {list}",
-            pyfmt::repr(&name)
+            pyfmt::repr(name)
         )));
     };
     let members: Vec<Value> = group
@@ -462,10 +482,6 @@ pub fn inspect_group(ctx: &ToolCtx, args: &Args) -> ToolResult {
         .iter()
         .map(|m| member_view(&config, m, true))
         .collect();
-    ctx.log(&format!(
-        "Inspected group {name} ({} members)",
-        members.len()
-    ));
     Ok(json!({
         "name": name,
         "description": group.description,

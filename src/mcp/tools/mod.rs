@@ -33,6 +33,8 @@ pub struct Server {
     pub app: Arc<App>,
     /// Minimum level of `notifications/message` the client wants (index into `LEVELS`).
     log_level: AtomicU8,
+    /// What the connection negotiated, and its resource subscriptions.
+    pub session: super::session::Session,
 }
 
 impl Server {
@@ -41,6 +43,7 @@ impl Server {
         Server {
             app: Arc::new(App::start(config_path, RunEnv::from_process())),
             log_level: AtomicU8::new(INFO),
+            session: super::session::Session::default(),
         }
     }
 
@@ -186,14 +189,58 @@ fn error_doc(e: &ToolError) -> Value {
     v
 }
 
-/// The `tools/call` result for a tool's outcome: one text item holding the JSON document.
-pub fn call_result(outcome: ToolResult) -> Value {
-    let (doc, is_error) = match outcome {
-        Ok(v) => (v, false),
-        Err(e) => (error_doc(&e), true),
+/// A tool's document, with what this connection also gets for it: from protocol 2025-06-18 on,
+/// `structuredContent` (see `mcp::output`) and `resource_link` items for stored results.
+pub struct Output {
+    doc: Value,
+    structured: Option<Value>,
+    links: Vec<Value>,
+}
+
+impl Output {
+    fn new(tool: &Tool, doc: Value, structured: bool) -> Output {
+        if !structured {
+            return Output {
+                doc,
+                structured: None,
+                links: Vec::new(),
+            };
+        }
+        Output {
+            structured: Some(super::output::structured(&doc)),
+            links: super::resources::links(tool.name, &doc),
+            doc,
+        }
+    }
+}
+
+/// The `tools/call` result for a tool's outcome: one text item holding the JSON document, then
+/// any resource links, and the structured copy when the connection has them. Errors carry the
+/// text alone.
+pub fn call_result(outcome: Result<Output, ToolError>) -> Value {
+    let (out, is_error) = match outcome {
+        Ok(out) => (out, false),
+        Err(e) => (
+            Output {
+                doc: error_doc(&e),
+                structured: None,
+                links: Vec::new(),
+            },
+            true,
+        ),
     };
-    let text = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| doc.to_string());
-    json!({ "content": [{ "type": "text", "text": text }], "isError": is_error })
+    let doc = &out.doc;
+    let text = serde_json::to_string_pretty(doc).unwrap_or_else(|_| doc.to_string());
+    let mut content = vec![json!({ "type": "text", "text": text })];
+    content.extend(out.links);
+    match out.structured {
+        Some(structured) => json!({
+            "content": content,
+            "structuredContent": structured,
+            "isError": is_error,
+        }),
+        None => json!({ "content": content, "isError": is_error }),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -424,9 +471,35 @@ pub fn list() -> Vec<Value> {
     table::TOOLS.iter().map(Tool::to_json).collect()
 }
 
+/// `tools/list` for clients of protocol 2025-06-18 and later: each tool with its `outputSchema`.
+/// Built once per process: the table and the schemas are fixed.
+pub fn list_structured() -> Vec<Value> {
+    static LISTED: std::sync::OnceLock<Vec<Value>> = std::sync::OnceLock::new();
+    LISTED
+        .get_or_init(|| {
+            table::TOOLS
+                .iter()
+                .map(|tool| {
+                    let mut v = tool.to_json();
+                    if let Some(schema) = super::output::schema_for(tool.name) {
+                        v["outputSchema"] = schema;
+                    }
+                    v
+                })
+                .collect()
+        })
+        .clone()
+}
+
+pub use manage::{inspect, inspect_group_doc};
+
 /// Runs `tool` on `raw` arguments, refusing any argument its schema does not list (a typo such
 /// as `dry-run` must not silently turn into the destructive default).
-pub fn call(tool: &'static Tool, ctx: &ToolCtx, raw: &Map<String, Value>) -> ToolResult {
+pub fn call(
+    tool: &'static Tool,
+    ctx: &ToolCtx,
+    raw: &Map<String, Value>,
+) -> Result<Output, ToolError> {
     if let Some(unknown) = raw
         .keys()
         .find(|k| !tool.params.iter().any(|p| p.name == *k))
@@ -442,7 +515,8 @@ pub fn call(tool: &'static Tool, ctx: &ToolCtx, raw: &Map<String, Value>) -> Too
             tool.name
         )));
     }
-    (tool.call)(ctx, &Args::new(tool, raw))
+    let doc = (tool.call)(ctx, &Args::new(tool, raw))?;
+    Ok(Output::new(tool, doc, ctx.server.session.structured()))
 }
 
 pub fn lookup(name: &str) -> Option<&'static Tool> {

@@ -4,24 +4,37 @@
 //! drain stdout and stderr at the same time, so a child that fills one pipe never blocks on it
 //! while we wait on the other. The supervising thread waits against a deadline in slices of at
 //! most 100 ms, checking a `Cancel` flag between slices; on timeout, cancellation or drop the
-//! whole group gets SIGTERM, a short grace, then SIGKILL, and the leader is reaped. This module
-//! knows nothing about `claude` output; it hands back bytes (or lines, as they arrive).
+//! whole group gets SIGTERM, a short grace, then SIGKILL, and the leader is reaped. Every child
+//! carries an environment marker (`marker`), so descendants that left the group (setsid, a
+//! double fork) are found and killed when the dispatch ends. What is kept of stdout is capped
+//! (`readers::Limits`); a child past a cap is stopped and `Finished::overflow` says why. This
+//! module knows nothing about `claude` output; it hands back bytes (or lines, as they arrive).
 //!
 //! `wait_timeout` installs a process-wide SIGCHLD handler and closes the child's stdin; nothing
 //! else in the crate may install a SIGCHLD handler.
 
-use std::io::{self, Read};
+pub mod ledger;
+pub mod marker;
+mod readers;
+
+use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
-use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use wait_timeout::ChildExt;
 
 use crate::cancel::Cancel;
+use readers::{Backlog, Event, StdoutReader, Tail};
+pub use readers::{
+    DEFAULT_MAX_LINE, DEFAULT_MAX_OUTPUT, Limits, MAX_LINE_VAR, MAX_OUTPUT_VAR, STDERR_TAIL,
+    parse_size,
+};
 
 /// Longest single wait; bounds how late a cancel or a deadline is noticed (a wake-up costs
 /// microseconds, a late cancel keeps a billing child alive).
@@ -34,10 +47,8 @@ const LINGER: Duration = Duration::from_secs(2);
 /// After a kill, how long to wait for the readers before giving up on a pipe held by a process
 /// outside the group; what was read so far is kept.
 const READER_GRACE: Duration = Duration::from_secs(1);
-/// How much of stderr is kept: the tail, where the CLI's final error message is.
-pub const STDERR_TAIL: usize = 64 * 1024;
-/// Read size for stdout; results can be tens of megabytes.
-const STDOUT_CHUNK: usize = 256 * 1024;
+/// After a kill, how long lines already read may still be delivered to a slow consumer.
+const BACKLOG_GRACE: Duration = Duration::from_secs(10);
 
 /// How stdout is consumed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,8 +87,11 @@ pub struct Finished {
     pub code: i32,
     /// All of stdout in `Whole` mode; empty in `Lines` mode.
     pub stdout: Vec<u8>,
-    /// The last `STDERR_TAIL` bytes of stderr, decoded lossily.
+    /// The last `STDERR_TAIL` bytes of stderr, decoded lossily; ends with `overflow` if set.
     pub stderr: String,
+    /// Set when the child was stopped for printing past a `Limits` cap: which one. `stdout` is
+    /// then empty in `Whole` mode.
+    pub overflow: Option<String>,
 }
 
 /// A child process in its own process group. Dropping it kills and reaps the group.
@@ -88,12 +102,27 @@ pub struct Supervised {
     stdout: Arc<Mutex<Vec<u8>>>,
     stderr: Arc<Mutex<Tail>>,
     /// Lines from the stdout reader; disconnected once both readers have finished.
-    events: Receiver<Vec<u8>>,
+    events: Receiver<Event>,
+    backlog: Arc<Backlog>,
+    /// Tells a reader waiting for the consumer that no one will take its lines any more.
+    abandoned: Arc<AtomicBool>,
+    overflow: Option<String>,
+    /// The `marker::MARKER_VAR` value of this child and its descendants.
+    token: String,
     readers: Vec<thread::JoinHandle<()>>,
 }
 
 impl Supervised {
+    /// Spawns with the caps from the environment (`Limits::from_env`).
     pub fn spawn(spec: &ChildSpec<'_>, mode: StdoutMode) -> io::Result<Supervised> {
+        Self::spawn_with_limits(spec, mode, Limits::from_env())
+    }
+
+    pub fn spawn_with_limits(
+        spec: &ChildSpec<'_>,
+        mode: StdoutMode,
+        limits: Limits,
+    ) -> io::Result<Supervised> {
         let mut cmd = Command::new(spec.program);
         cmd.args(spec.args)
             .current_dir(spec.cwd)
@@ -114,8 +143,12 @@ impl Supervised {
         for (k, v) in spec.env {
             cmd.env(k, v);
         }
+        // Set last so a caller's environment cannot replace it.
+        let token = marker::new_token();
+        cmd.env(marker::MARKER_VAR, &token);
         let mut child = cmd.spawn()?;
         let pid = child.id();
+        ledger::note_spawn(&token, pid);
         let pgid = pid as i32;
         let out_pipe = child.stdout.take();
         let err_pipe = child.stderr.take();
@@ -126,18 +159,28 @@ impl Supervised {
             stdout: Arc::new(Mutex::new(Vec::new())),
             stderr: Arc::new(Mutex::new(Tail::default())),
             events: crossbeam_channel::never(),
+            backlog: Arc::new(Backlog::default()),
+            abandoned: Arc::new(AtomicBool::new(false)),
+            overflow: None,
+            token,
             readers: Vec::with_capacity(2),
         };
         // From here on, an early return drops `sup`, which kills and reaps the child.
         let (tx, rx) = crossbeam_channel::unbounded();
         sup.events = rx;
         if let Some(pipe) = out_pipe {
-            let sink = Arc::clone(&sup.stdout);
-            let tx = tx.clone();
+            let reader = StdoutReader {
+                mode,
+                limits,
+                sink: Arc::clone(&sup.stdout),
+                events: tx.clone(),
+                backlog: Arc::clone(&sup.backlog),
+                abandoned: Arc::clone(&sup.abandoned),
+            };
             sup.readers.push(
                 thread::Builder::new()
                     .name(format!("claude-stdout-{pid}"))
-                    .spawn(move || read_stdout(pipe, mode, &sink, &tx))?,
+                    .spawn(move || reader.run(pipe))?,
             );
         }
         if let Some(pipe) = err_pipe {
@@ -146,7 +189,7 @@ impl Supervised {
             sup.readers.push(
                 thread::Builder::new()
                     .name(format!("claude-stderr-{pid}"))
-                    .spawn(move || read_stderr(pipe, &sink, tx))?,
+                    .spawn(move || readers::read_stderr(pipe, &sink, tx))?,
             );
         }
         drop(tx);
@@ -156,6 +199,24 @@ impl Supervised {
     /// The child's pid, which is also its process-group id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The `marker::MARKER_VAR` value this child and its descendants carry.
+    pub fn marker(&self) -> &str {
+        &self.token
+    }
+
+    /// Hands one reader event to the consumer (a line) or records it (an overflow).
+    fn deliver(&mut self, event: Event, on_line: &mut dyn FnMut(&[u8])) {
+        match event {
+            Event::Line(line) => {
+                self.backlog.taken(line.len());
+                on_line(&line);
+            }
+            Event::Overflow(why) => {
+                self.overflow.get_or_insert(why);
+            }
+        }
     }
 
     /// Waits until the child exits, `deadline` passes or `cancel` is tripped, delivering stdout
@@ -189,9 +250,13 @@ impl Supervised {
                 }
             } else {
                 match self.events.recv_timeout(slice) {
-                    Ok(line) => on_line(&line),
+                    Ok(event) => self.deliver(event, on_line),
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => readers_done = true,
+                }
+                if self.overflow.is_some() {
+                    // Stopped below; what the child printed is past a cap.
+                    break Outcome::Exited;
                 }
                 if self.reaped.is_none()
                     && let Ok(Some(status)) = self.child.try_wait()
@@ -202,7 +267,7 @@ impl Supervised {
                     // The leader is gone but someone still holds our pipes: give them a
                     // moment, then clear the group so the readers reach EOF.
                     let linger_end = (Instant::now() + LINGER).min(deadline);
-                    readers_done = self.drain_until(linger_end, on_line);
+                    readers_done = self.drain_until(linger_end, deadline, on_line);
                     if readers_done {
                         break Outcome::Exited;
                     }
@@ -217,24 +282,47 @@ impl Supervised {
                 break Outcome::Exited;
             }
         };
-        if outcome != Outcome::Exited || self.reaped.is_none() {
+        if outcome != Outcome::Exited || self.reaped.is_none() || self.overflow.is_some() {
             self.kill_group();
         }
+        // Descendants that left the group die with the dispatch; they may hold our pipes.
+        marker::kill_marked(&self.token);
         if !readers_done {
-            self.drain_until(Instant::now() + READER_GRACE, on_line);
+            let soft = Instant::now() + READER_GRACE;
+            self.drain_until(soft, soft + BACKLOG_GRACE, on_line);
         }
+        self.abandoned.store(true, Ordering::SeqCst);
         self.finish(outcome)
     }
 
-    /// Delivers lines until both readers are finished (true) or `until` passes (false).
-    fn drain_until(&mut self, until: Instant, on_line: &mut dyn FnMut(&[u8])) -> bool {
+    /// Delivers lines until both readers are finished (true) or `soft` passes with nothing
+    /// queued, or `hard` passes (false). Lines already queued are ours to deliver even after
+    /// `soft` (a slow consumer must not lose a result the child printed before it exited); `hard`
+    /// bounds a group that keeps writing.
+    fn drain_until(
+        &mut self,
+        soft: Instant,
+        hard: Instant,
+        on_line: &mut dyn FnMut(&[u8]),
+    ) -> bool {
         loop {
+            match self.events.try_recv() {
+                Ok(event) => {
+                    self.deliver(event, on_line);
+                    if Instant::now() >= hard {
+                        return false;
+                    }
+                    continue;
+                }
+                Err(TryRecvError::Disconnected) => return true,
+                Err(TryRecvError::Empty) => {}
+            }
             let now = Instant::now();
-            if now >= until {
+            if now >= soft.min(hard) {
                 return false;
             }
-            match self.events.recv_timeout(until - now) {
-                Ok(line) => on_line(&line),
+            match self.events.recv_timeout(soft.min(hard) - now) {
+                Ok(event) => self.deliver(event, on_line),
                 Err(RecvTimeoutError::Timeout) => return false,
                 Err(RecvTimeoutError::Disconnected) => return true,
             }
@@ -249,13 +337,20 @@ impl Supervised {
                 let _ = handle.join();
             }
         }
-        let stdout =
+        let mut stdout =
             std::mem::take(&mut *self.stdout.lock().unwrap_or_else(PoisonError::into_inner));
-        let stderr = self
+        let mut stderr = self
             .stderr
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .text();
+        if let Some(why) = &self.overflow {
+            stdout = Vec::new();
+            if !stderr.is_empty() && !stderr.ends_with('\n') {
+                stderr.push('\n');
+            }
+            stderr.push_str(why);
+        }
         let code = match self.reaped {
             Some(status) => status
                 .code()
@@ -268,6 +363,7 @@ impl Supervised {
             code,
             stdout,
             stderr,
+            overflow: self.overflow.take(),
         }
     }
 
@@ -291,6 +387,7 @@ impl Supervised {
             thread::sleep(Duration::from_millis(10));
         }
         signal_group(self.pgid, libc::SIGKILL);
+        marker::kill_marked(&self.token);
         if self.reaped.is_none()
             && let Ok(status) = self.child.wait()
         {
@@ -304,6 +401,8 @@ impl Drop for Supervised {
         if self.reaped.is_none() {
             self.kill_group();
         }
+        // Every path (a finished wait, an early drop) ends here, with the group gone.
+        ledger::note_end(&self.token);
     }
 }
 
@@ -336,101 +435,6 @@ fn signal_group(pgid: i32, sig: i32) {
 fn group_exists(pgid: i32) -> bool {
     // SAFETY: signal 0 only checks for existence and permission.
     pgid > 0 && unsafe { libc::kill(-pgid, 0) } == 0
-}
-
-fn read_stdout(
-    mut pipe: ChildStdout,
-    mode: StdoutMode,
-    sink: &Mutex<Vec<u8>>,
-    tx: &Sender<Vec<u8>>,
-) {
-    let mut chunk = vec![0u8; STDOUT_CHUNK];
-    let mut pending: Vec<u8> = Vec::new();
-    loop {
-        let n = match pipe.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        };
-        match mode {
-            StdoutMode::Whole => sink
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .extend_from_slice(&chunk[..n]),
-            StdoutMode::Lines => {
-                pending.extend_from_slice(&chunk[..n]);
-                // Search only the new bytes for line ends; a 50 MB line arrives in many chunks.
-                let mut start = 0;
-                let scan_from = pending.len() - n;
-                let mut at = scan_from;
-                while let Some(off) = pending[at..].iter().position(|b| *b == b'\n') {
-                    let end = at + off;
-                    if tx.send(pending[start..end].to_vec()).is_err() {
-                        return;
-                    }
-                    start = end + 1;
-                    at = start;
-                }
-                pending.drain(..start);
-            }
-        }
-    }
-    if mode == StdoutMode::Lines && !pending.is_empty() {
-        let _ = tx.send(pending);
-    }
-}
-
-fn read_stderr(mut pipe: ChildStderr, sink: &Mutex<Tail>, _done: Sender<Vec<u8>>) {
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        match pipe.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => sink
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        }
-    }
-}
-
-/// The last `STDERR_TAIL` bytes of a stream.
-#[derive(Debug, Default)]
-struct Tail {
-    buf: Vec<u8>,
-    dropped: bool,
-}
-
-impl Tail {
-    fn push(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
-        // Trim in batches so a flood costs amortised O(1) per byte.
-        if self.buf.len() > 2 * STDERR_TAIL {
-            let cut = self.buf.len() - STDERR_TAIL;
-            self.buf.drain(..cut);
-            self.dropped = true;
-        }
-    }
-
-    fn text(&self) -> String {
-        let mut bytes = self.buf.as_slice();
-        if bytes.len() > STDERR_TAIL {
-            bytes = &bytes[bytes.len() - STDERR_TAIL..];
-        }
-        if self.dropped || bytes.len() < self.buf.len() {
-            // Do not start in the middle of a UTF-8 sequence.
-            while let Some((first, rest)) = bytes.split_first() {
-                if first & 0b1100_0000 == 0b1000_0000 {
-                    bytes = rest;
-                } else {
-                    break;
-                }
-            }
-        }
-        String::from_utf8_lossy(bytes).into_owned()
-    }
 }
 
 #[cfg(test)]
@@ -599,15 +603,5 @@ mod tests {
         let pid = child.pid() as i32;
         drop(child);
         assert!(!alive(pid));
-    }
-
-    #[test]
-    fn tail_starts_on_a_char_boundary() {
-        let mut t = Tail::default();
-        let big = "é".repeat(STDERR_TAIL);
-        t.push(big.as_bytes());
-        let text = t.text();
-        assert!(!text.starts_with('\u{fffd}'));
-        assert!(text.len() <= STDERR_TAIL);
     }
 }
