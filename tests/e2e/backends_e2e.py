@@ -22,6 +22,10 @@ from run_e2e import CALL_SECS, GONE_SECS, UUID, scenario, with_server
 
 # The tool each CLI offers in its default (read-only) mode, and the argument that lists files.
 TOOLS = {"codex": 'exec_command {"cmd": "ls"}', "gemini": 'list_directory {"dir_path": "."}'}
+# The agent timeout of the timeout scenario. It must outlast the CLI's start-up on a loaded
+# machine (gemini needs about 3 s of CPU before its first request): a CLI killed before it asked
+# the model has no session to resume, and that is not what the scenario checks.
+TIMEOUT_SECS = 15
 # What our progress line says when that tool starts.
 TOOL_PROGRESS = {"codex": "Running: ", "gemini": "Using tool: list_directory"}
 
@@ -148,7 +152,7 @@ def backend_scenarios(backend):
 
     async def timeout_kills_cli(world):
         t = world.tally
-        home = backend_home(world, f"{backend}-timeout", backend, {"timeout": 3})
+        home = backend_home(world, f"{backend}-timeout", backend, {"timeout": TIMEOUT_SECS})
         tok = token(f"{backend}-timeout")
 
         async def body(c):
