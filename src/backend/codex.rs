@@ -243,10 +243,7 @@ mod tests {
             agent: "cx".into(),
             ..Events::default()
         };
-        let mut seen = Vec::new();
-        for l in lines {
-            e.line(l.as_bytes(), &mut |p: &str| seen.push(p.to_string()));
-        }
+        let seen = events::feed(&mut e, lines);
         (e, seen)
     }
 

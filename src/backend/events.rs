@@ -129,3 +129,13 @@ pub(super) fn failure(agent: &str, mut error: String, session: Option<String>) -
     r.session_id = session;
     r
 }
+
+/// Hands `lines` to `parser` as if a child printed them; the progress it forwarded (tests).
+#[cfg(test)]
+pub(super) fn feed(parser: &mut dyn EventParser, lines: &[&str]) -> Vec<String> {
+    let mut seen = Vec::new();
+    for l in lines {
+        parser.line(l.as_bytes(), &mut |p: &str| seen.push(p.to_string()));
+    }
+    seen
+}

@@ -122,29 +122,8 @@ mod tests {
         let _ = plain.wait();
     }
 
-    use crate::process::{ChildSpec, Limits, Outcome, StdoutMode, Supervised};
-    use std::path::Path;
-    use std::time::{Duration, Instant};
-
-    fn far() -> Instant {
-        Instant::now() + Duration::from_secs(20)
-    }
-
-    fn sh_limited(script: &str, mode: StdoutMode, limits: Limits) -> Supervised {
-        let args = vec!["-c".to_string(), script.to_string()];
-        let spec = ChildSpec {
-            program: Path::new("/bin/sh"),
-            args: &args,
-            cwd: Path::new("/"),
-            env: &[],
-        };
-        Supervised::spawn_with_limits(&spec, mode, limits).unwrap()
-    }
-
-    const SMALL: Limits = Limits {
-        max_output: 1 << 20,
-        max_line: 1 << 20,
-    };
+    use crate::process::testkit::{SMALL, far, sh_limited};
+    use crate::process::{Outcome, StdoutMode};
 
     #[test]
     fn escaped_descendants_die_with_the_dispatch_and_the_marker_is_set() {

@@ -437,8 +437,39 @@ fn group_exists(pgid: i32) -> bool {
     pgid > 0 && unsafe { libc::kill(-pgid, 0) } == 0
 }
 
+/// What the supervision tests share: a `/bin/sh -c` child and a far deadline.
+#[cfg(test)]
+pub(crate) mod testkit {
+    use super::{ChildSpec, Limits, StdoutMode, Supervised};
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    /// A deadline no test reaches unless something hangs.
+    pub fn far() -> Instant {
+        Instant::now() + Duration::from_secs(20)
+    }
+
+    /// `/bin/sh -c script` in `/`, with `limits` on its output.
+    pub fn sh_limited(script: &str, mode: StdoutMode, limits: Limits) -> Supervised {
+        let args = vec!["-c".to_string(), script.to_string()];
+        let spec = ChildSpec {
+            program: Path::new("/bin/sh"),
+            args: &args,
+            cwd: Path::new("/"),
+            env: &[],
+        };
+        Supervised::spawn_with_limits(&spec, mode, limits).unwrap()
+    }
+
+    pub const SMALL: Limits = Limits {
+        max_output: 1 << 20,
+        max_line: 1 << 20,
+    };
+}
+
 #[cfg(test)]
 mod tests {
+    use super::testkit::far;
     use super::*;
     use std::path::PathBuf;
 
@@ -467,10 +498,6 @@ mod tests {
             }
             Err(_) => false,
         }
-    }
-
-    fn far() -> Instant {
-        Instant::now() + Duration::from_secs(20)
     }
 
     #[test]

@@ -275,29 +275,8 @@ mod tests {
         assert!(!text.starts_with('\u{fffd}'));
         assert!(text.len() <= STDERR_TAIL);
     }
-    use crate::process::{ChildSpec, Limits, StdoutMode, Supervised};
-    use std::path::Path;
-    use std::time::{Duration, Instant};
-
-    fn far() -> Instant {
-        Instant::now() + Duration::from_secs(20)
-    }
-
-    fn sh_limited(script: &str, mode: StdoutMode, limits: Limits) -> Supervised {
-        let args = vec!["-c".to_string(), script.to_string()];
-        let spec = ChildSpec {
-            program: Path::new("/bin/sh"),
-            args: &args,
-            cwd: Path::new("/"),
-            env: &[],
-        };
-        Supervised::spawn_with_limits(&spec, mode, limits).unwrap()
-    }
-
-    const SMALL: Limits = Limits {
-        max_output: 1 << 20,
-        max_line: 1 << 20,
-    };
+    use crate::process::StdoutMode;
+    use crate::process::testkit::{SMALL, far, sh_limited};
 
     #[test]
     fn output_past_the_total_cap_stops_the_child_and_says_so() {

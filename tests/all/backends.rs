@@ -78,6 +78,41 @@ impl World {
     }
 }
 
+/// Starts a long job on `agent`, waits until its record shows `progress`, cancels it, and
+/// returns the run the fake logged.
+fn job_progresses_then_cancels(
+    c: &mut McpClient,
+    agent: &str,
+    progress: &str,
+    runs: impl Fn() -> Vec<Value>,
+) -> Value {
+    let (doc, _) = c.call("dispatch_async", json!({"agent": agent, "task": "long"}));
+    let id = doc["job_id"].as_str().unwrap().to_string();
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            let (job, _) = c.call("dispatch_status", json!({"job_id": id}));
+            job["progress"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|l| l == progress))
+        }),
+        "no progress from the {agent} job"
+    );
+    let (doc, _) = c.call("dispatch_cancel", json!({"job_id": id}));
+    assert_eq!(doc["outcome"], "cancelled_running", "{doc}");
+    runs()[0].clone()
+}
+
+/// The fake's process and the grandchild it forked are both gone.
+fn assert_no_process_left(run: &Value) {
+    for key in ["pid", "grandchild_pid"] {
+        let pid = run[key].as_i64().unwrap();
+        assert!(
+            wait_until(Duration::from_secs(30), || !pid_alive(pid)),
+            "{key} survived"
+        );
+    }
+}
+
 fn argv(run: &Value) -> Vec<String> {
     run["argv"]
         .as_array()
@@ -200,13 +235,7 @@ fn codex_timeout_and_crash_leave_no_process() {
     let (doc, _) = c.call("dispatch", json!({"agent": "cx", "task": "t"}));
     assert_eq!(doc["error_type"], "timeout", "{doc}");
     let run = &w.codex_runs()[0];
-    for key in ["pid", "grandchild_pid"] {
-        let pid = run[key].as_i64().unwrap();
-        assert!(
-            wait_until(Duration::from_secs(30), || !pid_alive(pid)),
-            "{key} survived"
-        );
-    }
+    assert_no_process_left(run);
 
     let w = world("be-cxcrash", "", "");
     let mut c = w.client(json!({"signal": 9}), json!({}));
@@ -368,27 +397,8 @@ fn async_jobs_of_other_backends_stream_progress_and_cancel_cleanly() {
         json!({"commands": ["sleep-ish"], "sleep": 600, "grandchild": true}),
         json!({}),
     );
-    let (doc, _) = c.call("dispatch_async", json!({"agent": "cx", "task": "long"}));
-    let id = doc["job_id"].as_str().unwrap().to_string();
-    assert!(
-        wait_until(Duration::from_secs(60), || {
-            let (job, _) = c.call("dispatch_status", json!({"job_id": id}));
-            job["progress"]
-                .as_array()
-                .is_some_and(|p| p.iter().any(|l| l == "Running: sleep-ish"))
-        }),
-        "no progress from the codex job"
-    );
-    let (doc, _) = c.call("dispatch_cancel", json!({"job_id": id}));
-    assert_eq!(doc["outcome"], "cancelled_running", "{doc}");
-    let run = w.codex_runs()[0].clone();
-    for key in ["pid", "grandchild_pid"] {
-        let pid = run[key].as_i64().unwrap();
-        assert!(
-            wait_until(Duration::from_secs(30), || !pid_alive(pid)),
-            "{key} survived the cancel"
-        );
-    }
+    let run = job_progresses_then_cancels(&mut c, "cx", "Running: sleep-ish", || w.codex_runs());
+    assert_no_process_left(&run);
 }
 
 #[test]
@@ -603,13 +613,7 @@ fn gemini_streams_times_out_crashes_and_cancels_cleanly() {
     let a = argv(run);
     let sid = &a[a.iter().position(|x| x == "--session-id").unwrap() + 1];
     assert_eq!(doc["session_id"], sid.as_str(), "{doc}");
-    for key in ["pid", "grandchild_pid"] {
-        let pid = run[key].as_i64().unwrap();
-        assert!(
-            wait_until(Duration::from_secs(30), || !pid_alive(pid)),
-            "{key} survived"
-        );
-    }
+    assert_no_process_left(run);
 
     for (name, step) in [
         ("be-gmcrash", json!({"signal": 9})),
@@ -631,25 +635,6 @@ fn gemini_streams_times_out_crashes_and_cancels_cleanly() {
         json!({}),
         json!({"tools": [{"name": "glob", "params": {}, "status": "success", "output": ""}], "sleep": 600, "grandchild": true}),
     );
-    let (doc, _) = c.call("dispatch_async", json!({"agent": "gm", "task": "long"}));
-    let id = doc["job_id"].as_str().unwrap().to_string();
-    assert!(
-        wait_until(Duration::from_secs(60), || {
-            let (job, _) = c.call("dispatch_status", json!({"job_id": id}));
-            job["progress"]
-                .as_array()
-                .is_some_and(|p| p.iter().any(|l| l == "Using tool: glob"))
-        }),
-        "no progress from the gemini job"
-    );
-    let (doc, _) = c.call("dispatch_cancel", json!({"job_id": id}));
-    assert_eq!(doc["outcome"], "cancelled_running", "{doc}");
-    let run = w.gemini_runs()[0].clone();
-    for key in ["pid", "grandchild_pid"] {
-        let pid = run[key].as_i64().unwrap();
-        assert!(
-            wait_until(Duration::from_secs(30), || !pid_alive(pid)),
-            "{key} survived the cancel"
-        );
-    }
+    let run = job_progresses_then_cancels(&mut c, "gm", "Using tool: glob", || w.gemini_runs());
+    assert_no_process_left(&run);
 }
