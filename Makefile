@@ -56,6 +56,13 @@ E2E_NODE_ARCH := $(shell uname -m | sed 's/x86_64/x64/; s/aarch64/arm64/')
 E2E_NODE := $(E2E_DIR)/node-$(E2E_NODE_VERSION)
 E2E_NODE_BIN := $(E2E_NODE)/lib/node_modules/node-linux-$(E2E_NODE_ARCH)/bin
 E2E_CLAUDE := $(E2E_DIR)/claude-code-$(CLAUDE_CODE_VERSION)
+# The Codex and Gemini backends' CLIs, the same way. `make test-e2e CODEX_VERSION=x.y.z` (or
+# GEMINI_CLI_VERSION) tries a newer one. If npm cannot install one, its stamp records why and the
+# run skips that backend's scenarios instead of failing (the claude CLI has no such escape).
+CODEX_VERSION ?= 0.169.0
+GEMINI_CLI_VERSION ?= 0.61.0
+E2E_CODEX := $(E2E_DIR)/codex-$(CODEX_VERSION)
+E2E_GEMINI := $(E2E_DIR)/gemini-cli-$(GEMINI_CLI_VERSION)
 E2E_NPM := npm install --global --no-audit --no-fund --loglevel=error
 # A hard stop for the whole run; every wait inside has its own, shorter deadline.
 E2E_TIMEOUT ?= 900
@@ -71,11 +78,31 @@ $(E2E_CLAUDE)/.installed: $(E2E_NODE)/.installed
 	PATH="$(abspath $(E2E_NODE_BIN)):$$PATH" $(E2E_NPM) --prefix $(E2E_CLAUDE) @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
 	touch $@
 
-test-e2e: $(CLIENT_VENV)/.installed $(E2E_CLAUDE)/.installed
+# An install that fails leaves `.unavailable` (npm's last words) beside the stamp; delete
+# the directory to try again.
+$(E2E_CODEX)/.installed: $(E2E_NODE)/.installed
+	rm -rf $(E2E_CODEX)
+	mkdir -p $(E2E_CODEX)
+	PATH="$(abspath $(E2E_NODE_BIN)):$$PATH" $(E2E_NPM) --prefix $(E2E_CODEX) @openai/codex@$(CODEX_VERSION) \
+		2>$(E2E_CODEX)/npm.log && PATH="$(abspath $(E2E_NODE_BIN)):$$PATH" $(E2E_CODEX)/bin/codex --version 2>>$(E2E_CODEX)/npm.log \
+		|| { tail -n 5 $(E2E_CODEX)/npm.log > $(E2E_CODEX)/.unavailable; cat $(E2E_CODEX)/.unavailable >&2; }
+	touch $@
+
+$(E2E_GEMINI)/.installed: $(E2E_NODE)/.installed
+	rm -rf $(E2E_GEMINI)
+	mkdir -p $(E2E_GEMINI)
+	PATH="$(abspath $(E2E_NODE_BIN)):$$PATH" $(E2E_NPM) --prefix $(E2E_GEMINI) @google/gemini-cli@$(GEMINI_CLI_VERSION) \
+		2>$(E2E_GEMINI)/npm.log && PATH="$(abspath $(E2E_NODE_BIN)):$$PATH" $(E2E_GEMINI)/bin/gemini --version 2>>$(E2E_GEMINI)/npm.log \
+		|| { tail -n 5 $(E2E_GEMINI)/npm.log > $(E2E_GEMINI)/.unavailable; cat $(E2E_GEMINI)/.unavailable >&2; }
+	touch $@
+
+test-e2e: $(CLIENT_VENV)/.installed $(E2E_CLAUDE)/.installed $(E2E_CODEX)/.installed $(E2E_GEMINI)/.installed
 	$(CARGO) build
 	timeout --kill-after=10 $(E2E_TIMEOUT) $(CLIENT_VENV)/bin/python tests/e2e/run_e2e.py \
 		--binary target/debug/agent-dispatch --claude $(E2E_CLAUDE)/bin/claude \
-		--node-bin $(E2E_NODE_BIN) --fake fixtures/fake-claude
+		--node-bin $(E2E_NODE_BIN) --fake fixtures/fake-claude \
+		--codex $(E2E_CODEX)/bin/codex --gemini $(E2E_GEMINI)/bin/gemini
+
 # MCP conformance scenarios from the npm package, pinned; installed under target/ like the venv.
 # 0.1.13 is the newest release that runs on Node 20 (later ones import fs.globSync, Node 22+).
 # The CLI tests servers over Streamable HTTP only, so tests/conformance/run.py bridges it to our

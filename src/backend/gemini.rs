@@ -129,6 +129,9 @@ struct Events {
     session_id: Option<String>,
     /// Assistant text since the last tool result: what `-o json` would call `response`.
     answer: String,
+    /// Assistant deltas not yet shown as progress: the CLI emits one `message` per API stream
+    /// chunk (a few words), so they are shown as one line when something else happens.
+    unshown: String,
     /// `status` of the `result` event, and its error message.
     result: Option<Result<(), String>>,
     tools: HashMap<String, String>,
@@ -165,7 +168,15 @@ impl EventParser for Events {
         let Ok(event) = serde_json::from_slice::<Value>(line) else {
             return;
         };
-        match text(&event, "type").unwrap_or("") {
+        let kind = text(&event, "type").unwrap_or("");
+        let assistant = kind == "message" && text(&event, "role") == Some("assistant");
+        if !assistant {
+            let pending = std::mem::take(&mut self.unshown);
+            if !pending.trim().is_empty() {
+                progress(pending.trim());
+            }
+        }
+        match kind {
             "init" => {
                 if let Some(id) = text(&event, "session_id") {
                     self.session_id = Some(id.to_string());
@@ -174,9 +185,7 @@ impl EventParser for Events {
             "message" if text(&event, "role") == Some("assistant") => {
                 let content = text(&event, "content").unwrap_or("");
                 self.answer.push_str(content);
-                if !content.trim().is_empty() {
-                    progress(content.trim());
-                }
+                self.unshown.push_str(content);
             }
             "tool_use" => {
                 let name = text(&event, "tool_name").unwrap_or("?");
@@ -315,6 +324,23 @@ mod tests {
         assert_eq!(r.result, "Two files.");
         assert_eq!(r.session_id.as_deref(), Some("s-1"));
         assert_eq!(r.tokens.map(|t| t.input_tokens), Some(2700));
+    }
+
+    #[test]
+    fn deltas_are_one_progress_line_per_message() {
+        // As gemini 0.61.0 streams an answer that arrived in two API chunks.
+        let (_, progress) = feed(&[
+            r#"{"type":"message","role":"assistant","content":"Found th","delta":true}"#,
+            r#"{"type":"message","role":"assistant","content":"e marker.","delta":true}"#,
+            r#"{"type":"tool_use","tool_name":"read_file","tool_id":"r1","parameters":{}}"#,
+            r#"{"type":"message","role":"assistant","content":"Done","delta":true}"#,
+            r#"{"type":"message","role":"assistant","content":".","delta":true}"#,
+            r#"{"type":"result","status":"success","stats":{}}"#,
+        ]);
+        assert_eq!(
+            progress,
+            ["Found the marker.", "Using tool: read_file", "Done."]
+        );
     }
 
     #[test]

@@ -17,7 +17,8 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Variables of the calling environment that would point the CLI at a real account or change
 # how it behaves; the scenarios set their own.
-SCRUBBED_PREFIXES = ("ANTHROPIC_", "CLAUDE_", "AGENT_DISPATCH_", "FAKE_CLAUDE_")
+SCRUBBED_PREFIXES = ("ANTHROPIC_", "CLAUDE_", "AGENT_DISPATCH_", "FAKE_CLAUDE_", "OPENAI_", "CODEX_",
+                     "GEMINI_", "GOOGLE_")
 
 
 class Tally:
@@ -147,9 +148,11 @@ class Home:
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
+        self.write_backend_configs(world)
         env.update({
             "HOME": self.home,
-            "PATH": os.pathsep.join([claude_dir or world.claude_dir, world.node_dir, env.get("PATH", "")]),
+            "PATH": os.pathsep.join([claude_dir or world.claude_dir] + world.backend_dirs
+                                    + [world.node_dir, env.get("PATH", "")]),
             "AGENT_DISPATCH_CONFIG": self.config,
             "ANTHROPIC_BASE_URL": world.api.url,
             "ANTHROPIC_API_KEY": "e2e-not-a-real-key",
@@ -157,8 +160,30 @@ class Home:
             "DISABLE_AUTOUPDATER": "1",
             "DISABLE_TELEMETRY": "1",
             "NO_COLOR": "1",
+            # gemini: the stand-in instead of Google, with a key it never checks.
+            "GOOGLE_GEMINI_BASE_URL": world.api.url,
+            "GEMINI_API_KEY": "e2e-not-a-real-key",
         })
         self.env = env
+
+    def write_backend_configs(self, world):
+        """codex and gemini read their endpoint and auth from HOME: codex a custom model provider
+        at the stand-in (no retries, so an API error fails at once, and no WebSocket attempt);
+        gemini the API-key auth type, which GOOGLE_GEMINI_BASE_URL then redirects."""
+        os.makedirs(os.path.join(self.home, ".codex"))
+        with open(os.path.join(self.home, ".codex", "config.toml"), "w") as f:
+            f.write('model_provider = "e2e"\n'
+                    'model = "gpt-5.1-codex"\n'
+                    '[model_providers.e2e]\n'
+                    'name = "e2e stand-in"\n'
+                    f'base_url = "{world.api.url}/v1"\n'
+                    'wire_api = "responses"\n'
+                    'request_max_retries = 0\n'
+                    'stream_max_retries = 0\n'
+                    'supports_websockets = false\n')
+        os.makedirs(os.path.join(self.home, ".gemini"))
+        with open(os.path.join(self.home, ".gemini", "settings.json"), "w") as f:
+            json.dump({"security": {"auth": {"selectedType": "gemini-api-key"}}}, f)
 
     def session_files(self, session_id):
         """The CLI's transcript files for a session, wherever its project directory maps to."""
@@ -172,10 +197,14 @@ class Home:
 class World:
     """Everything one `make test-e2e` run shares: the binaries, the stand-in, a temp root."""
 
-    def __init__(self, binary, claude, node_dir, fake):
+    def __init__(self, binary, claude, node_dir, fake, codex=None, gemini=None):
         self.binary = os.path.abspath(binary)
         self.claude = os.path.abspath(claude)
         self.claude_dir = os.path.dirname(self.claude)
+        # The other backends' CLIs, None when their install was impossible (then skipped).
+        self.codex = os.path.abspath(codex) if codex else None
+        self.gemini = os.path.abspath(gemini) if gemini else None
+        self.backend_dirs = [os.path.dirname(p) for p in (self.codex, self.gemini) if p]
         self.node_dir = os.path.abspath(node_dir)
         self.fake = os.path.abspath(fake)
         self.root = tempfile.mkdtemp(prefix="ad-e2e-")

@@ -24,6 +24,15 @@ prompt (the last user message that is not a tool result):
   E2E:USAGE <input> <output>     token counts reported per answer (default 100 and 20, which
                                  the CLI prices at $0.0008 on its default model)
 
+The same directives drive the other model APIs the stand-in speaks, on the same port, for the
+agent backends' real CLIs: the OpenAI Responses API for `codex` (mock_responses.py) and the
+Gemini API for `gemini` (mock_gemini.py). There E2E:TOOL names one of that CLI's own tools (for
+codex `exec_command {"cmd": "ls"}`, for gemini `list_directory {"dir_path": "."}`), and
+E2E:USAGE's counts are reported as that API reports tokens (gemini's utility calls, such as its
+model router, answer without directives and report no tokens). Their log lines have the same
+fields: `system` is codex's developer messages or gemini's systemInstruction, `messages` the
+input items or contents.
+
 Standard library only; it never connects anywhere.
 """
 
@@ -36,6 +45,9 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import mock_gemini
+import mock_responses
 
 DIRECTIVE = re.compile(r"^\s*E2E:([A-Z_]+)\s*(.*?)\s*$", re.MULTILINE)
 LOG_LOCK = threading.Lock()
@@ -140,6 +152,9 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = {}
         path = self.path.split("?", 1)[0]
+        if mock_responses.matches(path) or mock_gemini.matches(path):
+            self.answer_backend(path, body)
+            return
         entry = {"method": "POST", "path": self.path, "model": body.get("model"),
                  "stream": body.get("stream"), "system": system_text(body.get("system")),
                  "messages": body.get("messages", []),
@@ -187,6 +202,43 @@ class Handler(BaseHTTPRequestHandler):
                                  "stop_reason": stop_reason, "stop_sequence": None, "usage": usage})
             return
         self.stream(message_id, body.get("model"), blocks, stop_reason, usage)
+
+    def answer_backend(self, path, body):
+        """A request for the codex or gemini CLI: the same directives, that API's wire format."""
+        gemini = mock_gemini.matches(path)
+        seen = mock_gemini.view(body, path) if gemini else mock_responses.view(body)
+        entry = {"method": "POST", "path": self.path, "api": "gemini" if gemini else "responses",
+                 **{k: seen[k] for k in ("model", "stream", "system", "messages", "tools")}}
+        found = directives(seen["prompt"])
+        usage = (100, 20)
+        if "USAGE" in found:
+            usage = tuple(int(x) for x in found["USAGE"].split()[:2])
+        if seen.get("utility"):
+            # gemini's model router and token counts: not the agent's turn, no directives.
+            entry["answer"] = "utility"
+            self.record(entry)
+            mock_gemini.send_utility(self, body, path, (0, 0))  # only the agent's turns count
+            return
+        if "ERROR" in found:
+            status, _, message = found["ERROR"].partition(" ")
+            entry["answer"] = "error " + status
+            self.record(entry)
+            delay(found)
+            api = mock_gemini if gemini else mock_responses
+            api.send_error(self, int(status), message or "mock error")
+            return
+        if "TOOL" in found and not seen["after_tool"]:
+            name, _, raw_input = found["TOOL"].partition(" ")
+            answer = {"text": "Let me look.", "tool": name, "input": json.loads(raw_input or "{}")}
+        else:
+            answer = {"text": final_text(seen["prompt"], found)}
+        entry["answer"] = [answer.get("tool") or answer["text"]]
+        self.record(entry)
+        delay(found)
+        if gemini:
+            mock_gemini.send_answer(self, body, path, answer, usage)
+        else:
+            mock_responses.send_answer(self, body, answer, usage)
 
     def stream(self, message_id, model, blocks, stop_reason, usage):
         self.send_response(200)

@@ -1,11 +1,12 @@
 """`make test-e2e`: agent-dispatch (MCP server and CLI) driving the REAL `claude` CLI, offline.
 
-python run_e2e.py --binary B --claude C --node-bin N --fake F [--keep]
+python run_e2e.py --binary B --claude C --node-bin N --fake F [--codex X] [--gemini G] [--only S] [--keep]
 
 The real CLI (installed by the Makefile under target/e2e/) talks to tests/e2e/mock_api.py on
 127.0.0.1 instead of the model API. Each scenario gets its own HOME and agents.yaml and, for the
 MCP ones, its own `agent-dispatch serve`, driven by the official Python MCP SDK. The contract
-checks (contract.py) then compare the real CLI with fixtures/fake-claude. The last line is
+checks (contract.py) then compare the real CLI with fixtures/fake-claude, and backends_e2e.py
+runs the codex and gemini backends through their real CLIs. The last line is
 'N passed, M failed'; the exit status is 1 when anything failed.
 """
 
@@ -432,22 +433,46 @@ SCENARIOS = [dispatch_one_shot, protocol_and_outcome, session_resume, stream_wit
              cli_test_stream, init_and_doctor]
 
 
+def installed(cli):
+    """The CLI's path, or None when the Makefile could not install it (it then leaves
+    `.unavailable` with npm's reason beside `bin/`, and the scenarios that need it are skipped)."""
+    if not cli:
+        return None
+    reason = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(cli))), ".unavailable")
+    if os.path.exists(reason) or not os.path.exists(cli):
+        with open(reason) if os.path.exists(reason) else open(os.devnull) as f:
+            print(f"SKIPPING {cli}: not installed. {f.read().strip()}", flush=True)
+        return None
+    return cli
+
+
 def main():
     parser = argparse.ArgumentParser(description="agent-dispatch against the real claude CLI")
     parser.add_argument("--binary", required=True)
     parser.add_argument("--claude", required=True)
     parser.add_argument("--node-bin", required=True)
     parser.add_argument("--fake", required=True)
+    parser.add_argument("--codex", help="the real codex CLI (backend scenarios skipped without it)")
+    parser.add_argument("--gemini", help="the real gemini CLI (backend scenarios skipped without it)")
     parser.add_argument("--only", help="run only scenarios whose name contains this")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
-    world = World(args.binary, args.claude, args.node_bin, args.fake)
+    codex, gemini = (installed(p) for p in (args.codex, args.gemini))
+    world = World(args.binary, args.claude, args.node_bin, args.fake, codex, gemini)
+    import backends_e2e  # here, not at the top: it imports this module's helpers
     try:
-        version = subprocess.run([world.claude, "--version"], capture_output=True, text=True,
-                                 timeout=60, env=world.home("version", {}).env).stdout.strip()
-        print(f"claude --version: {version}", flush=True)
-        for run in SCENARIOS + contract.SCENARIOS:
+        env = world.home("version", {}).env
+        for name, cli in (("claude", world.claude), ("codex", world.codex), ("gemini", world.gemini)):
+            if cli:
+                version = subprocess.run([cli, "--version"], capture_output=True, text=True,
+                                         timeout=60, env=env, stdin=subprocess.DEVNULL).stdout.strip()
+                print(f"{name} --version: {version}", flush=True)
+        for run in SCENARIOS + contract.SCENARIOS + backends_e2e.SCENARIOS:
             if args.only and args.only not in run.__name__:
+                continue
+            missing = [b for b in getattr(run, "backend", "").split("+") if b and not getattr(world, b)]
+            if missing:
+                print(f"--- {run.__name__}: SKIPPED, {' and '.join(missing)} not installed", flush=True)
                 continue
             print(f"--- {run.__name__}", flush=True)
             run(world)
