@@ -201,12 +201,7 @@ fn codex_stream_shows_progress_and_a_failed_turn_is_reported() {
     );
     let (doc, _) = McpClient::tool_payload(&c.response(id));
     assert_eq!(doc["result"], "green", "{doc}");
-    let messages: Vec<String> = c
-        .notifications
-        .iter()
-        .filter(|n| n["method"] == "notifications/message")
-        .filter_map(|n| n["params"]["data"].as_str().map(str::to_string))
-        .collect();
+    let messages = c.log_messages();
     assert!(
         messages.iter().any(|m| m == "[cx] Running: cargo test"),
         "{messages:?}"
@@ -588,12 +583,7 @@ fn gemini_streams_times_out_crashes_and_cancels_cleanly() {
     );
     let (doc, _) = McpClient::tool_payload(&c.response(id));
     assert_eq!(doc["result"], "Read it.", "{doc}");
-    let messages: Vec<String> = c
-        .notifications
-        .iter()
-        .filter(|n| n["method"] == "notifications/message")
-        .filter_map(|n| n["params"]["data"].as_str().map(str::to_string))
-        .collect();
+    let messages = c.log_messages();
     assert!(
         messages.iter().any(|m| m == "[gm] Using tool: read_file"),
         "{messages:?}"

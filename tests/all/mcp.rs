@@ -541,18 +541,15 @@ fn stream_sends_progress_with_the_callers_token() {
         assert!(n > last);
         last = n;
     }
-    let messages: Vec<&str> = c
-        .notifications
-        .iter()
-        .filter(|n| n["method"] == "notifications/message")
-        .map(|n| n["params"]["data"].as_str().unwrap())
-        .collect();
+    let messages = c.log_messages();
     assert!(
-        messages.contains(&"[alpha] Looking at the schema"),
+        messages
+            .iter()
+            .any(|m| m == "[alpha] Looking at the schema"),
         "{messages:?}"
     );
     assert!(
-        messages.contains(&"[alpha] Using tool: Grep"),
+        messages.iter().any(|m| m == "[alpha] Using tool: Grep"),
         "{messages:?}"
     );
     // Numeric tokens keep their type.

@@ -155,12 +155,7 @@ fn streaming_progress_comes_over_ssh() {
     );
     let (doc, _) = McpClient::tool_payload(&c.response(id));
     assert_eq!(doc["result"], "streamed", "{doc}");
-    let messages: Vec<String> = c
-        .notifications
-        .iter()
-        .filter(|n| n["method"] == "notifications/message")
-        .filter_map(|n| n["params"]["data"].as_str().map(str::to_string))
-        .collect();
+    let messages = c.log_messages();
     assert!(
         messages.iter().any(|m| m.contains("reading the code")),
         "{messages:?}"

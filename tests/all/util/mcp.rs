@@ -154,6 +154,15 @@ impl McpClient {
         Self::tool_payload(&self.response(id))
     }
 
+    /// The text of every `notifications/message` received so far, in order.
+    pub fn log_messages(&self) -> Vec<String> {
+        self.notifications
+            .iter()
+            .filter(|n| n["method"] == "notifications/message")
+            .filter_map(|n| n["params"]["data"].as_str().map(str::to_string))
+            .collect()
+    }
+
     pub fn tool_payload(resp: &Value) -> (Value, bool) {
         let result = &resp["result"];
         assert!(result.is_object(), "expected a result, got {resp}");
