@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use fs2::FileExt;
 
+use crate::process::procfs;
+
 /// The jobs directory: created 0700, an existing one left as it is (it may be shared, and even
 /// a read-only command opens the store). Our job files are 0600 either way.
 pub(super) use crate::fsutil::ensure_private_dir;
@@ -262,11 +264,7 @@ pub(super) fn lock_is_held(path: &Path) -> bool {
 /// The start time of `pid` in clock ticks since boot (`/proc/<pid>/stat` field 22), or `None`
 /// where there is no such process or no procfs.
 pub fn process_start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is parenthesised and may itself contain ") ", so split at the
-    // last parenthesis; the state (field 3) is then the first word.
-    let rest = stat.rsplit_once(')')?.1;
-    rest.split_whitespace().nth(19)?.parse().ok()
+    procfs::stat(pid).map(|s| s.start)
 }
 
 /// Kills the process group `pgid` only if its leader is still the process that was recorded:
@@ -299,46 +297,24 @@ pub(super) fn kill_group_if_same(pgid: u32, started: u64, marker: Option<&str>) 
 /// so a member is killed only when it is in the group, started no earlier than the recorded
 /// leader, and carries the dispatch marker every dispatched child and its descendants inherit.
 fn kill_leaderless_members(pgid: i32, started: u64, marker: Option<&str>) -> bool {
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return false;
-    };
     let mut signalled = false;
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
+    for pid in procfs::pids() {
+        let Some(stat) = procfs::stat(pid).filter(procfs::Stat::is_live) else {
             continue;
         };
-        let Some((group, start)) = group_and_start(pid) else {
-            continue;
-        };
-        if group != pgid || start < started {
+        if stat.pgid != pgid || stat.start < started {
             continue;
         }
-        let ours =
-            u32::try_from(pid).is_ok_and(|p| crate::process::marker::carries_marker(p, marker));
+        let ours = crate::process::marker::carries_marker(pid, marker);
         // SAFETY: kill(2) on a single pid; no memory is involved.
-        if ours && unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+        if ours
+            && let Ok(raw) = i32::try_from(pid)
+            && unsafe { libc::kill(raw, libc::SIGKILL) } == 0
+        {
             signalled = true;
         }
     }
     signalled
-}
-
-/// Process group and start time of a live (not zombie) process.
-fn group_and_start(pid: i32) -> Option<(i32, u64)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
-    let state = fields.next()?;
-    if state == "Z" || state == "X" {
-        return None;
-    }
-    let group = fields.nth(1)?.parse().ok()?;
-    // Start time is field 22; we consumed fields 3 to 5.
-    let start = fields.nth(16)?.parse().ok()?;
-    Some((group, start))
 }
 
 #[cfg(test)]
@@ -500,10 +476,14 @@ mod tests {
         (pgid, started, line.trim().parse().unwrap())
     }
 
+    fn live(pid: i32) -> bool {
+        u32::try_from(pid).is_ok_and(procfs::live)
+    }
+
     #[test]
     fn leaderless_group_loses_only_marked_members() {
         let (pgid, started, sleeper) = orphan_in_group(true);
-        assert!(group_and_start(sleeper).is_some());
+        assert!(live(sleeper));
         assert!(!kill_group_if_same(pgid, started + 1_000_000, None));
         assert!(
             !kill_group_if_same(pgid, started, Some("t2")),
@@ -512,7 +492,7 @@ mod tests {
         assert!(kill_group_if_same(pgid, started, Some("t1")));
         let gone = (0..200).any(|_| {
             std::thread::sleep(std::time::Duration::from_millis(10));
-            group_and_start(sleeper).is_none()
+            !live(sleeper)
         });
         assert!(gone, "marked leftover survived");
 
@@ -521,7 +501,7 @@ mod tests {
             !kill_group_if_same(pgid, started, None),
             "unmarked process killed"
         );
-        assert!(group_and_start(sleeper).is_some());
+        assert!(live(sleeper));
         // SAFETY: cleaning up the sleep this test started.
         unsafe { libc::kill(sleeper, libc::SIGKILL) };
     }

@@ -8,7 +8,7 @@
 //! time matches, which the caller checks). A descendant that execs with a scrubbed environment
 //! loses the marker; it is then only reached through the process group.
 
-use std::fs;
+use super::procfs;
 
 /// The variable that marks a dispatched child and its descendants.
 pub const MARKER_VAR: &str = "AGENT_DISPATCH_CHILD";
@@ -24,7 +24,7 @@ pub fn new_token() -> String {
 
 /// The marker token in `pid`'s environment, if it has one we may read.
 pub fn marker_of(pid: u32) -> Option<String> {
-    let env = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let env = procfs::environ(pid)?;
     let prefix = format!("{MARKER_VAR}=");
     env.split(|&b| b == 0)
         .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
@@ -44,21 +44,15 @@ pub fn carries_marker(pid: u32, token: Option<&str>) -> bool {
 
 /// Pids (other than this process) whose environment carries exactly `token`.
 pub fn find_marked(token: &str) -> Vec<i32> {
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
     let me = std::process::id();
     let entry = format!("{MARKER_VAR}={token}");
     let mut found = Vec::new();
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
+    for pid in procfs::pids() {
         if pid == me {
             continue;
         }
-        let marked = fs::read(format!("/proc/{pid}/environ"))
-            .is_ok_and(|env| env.split(|&b| b == 0).any(|kv| kv == entry.as_bytes()));
+        let marked = procfs::environ(pid)
+            .is_some_and(|env| env.split(|&b| b == 0).any(|kv| kv == entry.as_bytes()));
         if marked && let Ok(p) = i32::try_from(pid) {
             found.push(p);
         }

@@ -15,6 +15,7 @@
 
 pub mod ledger;
 pub mod marker;
+pub mod procfs;
 mod readers;
 
 use std::io;
@@ -513,19 +514,7 @@ mod tests {
     }
 
     fn alive(pid: i32) -> bool {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(stat) => {
-                let state = stat
-                    .rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .chars()
-                    .next();
-                !matches!(state, Some('Z') | Some('X') | None)
-            }
-            Err(_) => false,
-        }
+        u32::try_from(pid).is_ok_and(procfs::live)
     }
 
     #[test]
