@@ -207,21 +207,16 @@ impl EventParser for Events {
                 tokens: self.usage,
                 ..DispatchResult::default()
             };
-            if !self.declined.is_empty() {
-                r.hint = Some(format!(
-                    "{} command(s) were declined by the sandbox: {}. The result may be incomplete. To allow them, set a wider permission_mode (agent-dispatch update {agent} --permission-mode acceptEdits, or bypassPermissions for trusted projects).",
-                    self.declined.len(),
-                    self.declined.join(", ")
-                ));
-                r.denied_tools = Some(std::mem::take(&mut self.declined));
-            }
+            events::with_denied(&mut r, std::mem::take(&mut self.declined), |refused| {
+                format!(
+                    "{refused} (declined by the sandbox). The result may be incomplete. To allow them, set a wider permission_mode (agent-dispatch update {agent} --permission-mode acceptEdits, or bypassPermissions for trusted projects)."
+                )
+            });
             return r;
         }
         let tail = events::stderr_tail(stderr, 2000);
         if tail.contains("no rollout found for thread id") {
-            let mut r = DispatchResult::failure(agent, ErrorType::NotFound, tail);
-            r.hint = Some("That session does not exist (or was ephemeral); start a new one without session_id.".into());
-            return r;
+            return events::unknown_session(agent, tail, " (or was ephemeral)");
         }
         let error = self
             .failed

@@ -122,6 +122,34 @@ pub(super) fn stderr_tail(stderr: &str, max: usize) -> String {
     trimmed.chars().skip(count - max).collect()
 }
 
+/// A resume of a session the CLI does not know: `not_found`, with the way forward.
+pub(super) fn unknown_session(agent: &str, error: String, why: &str) -> DispatchResult {
+    let mut r = DispatchResult::failure(agent, ErrorType::NotFound, error);
+    r.hint = Some(format!(
+        "That session does not exist{why}; start a new one without session_id."
+    ));
+    r
+}
+
+/// Marks a success as degraded by calls the CLI refused: `denied_tools` and the hint that says
+/// how to allow them. No-op without refusals.
+pub(super) fn with_denied(
+    r: &mut DispatchResult,
+    denied: Vec<String>,
+    hint: impl FnOnce(&str) -> String,
+) {
+    if denied.is_empty() {
+        return;
+    }
+    let summary = format!(
+        "{} call(s) were refused: {}",
+        denied.len(),
+        denied.join(", ")
+    );
+    r.hint = Some(hint(&summary));
+    r.denied_tools = Some(denied);
+}
+
 /// A failure classified from its text (permission words → `permission`), keeping the session.
 pub(super) fn failure(agent: &str, mut error: String, session: Option<String>) -> DispatchResult {
     let kind = output::classify(&error);

@@ -251,24 +251,16 @@ impl EventParser for Events {
                 tokens: self.tokens,
                 ..DispatchResult::default()
             };
-            if !self.denied.is_empty() {
-                r.hint = Some(format!(
-                    "{} tool call(s) were refused: {}. The result may be incomplete. To allow them, list them in allowed_tools (agent-dispatch update {agent} --allowed-tools ...) or set permission_mode bypassPermissions for trusted projects.",
-                    self.denied.len(),
-                    self.denied.join(", ")
-                ));
-                r.denied_tools = Some(std::mem::take(&mut self.denied));
-            }
+            events::with_denied(&mut r, std::mem::take(&mut self.denied), |refused| {
+                format!(
+                    "{refused}. The result may be incomplete. To allow them, list them in allowed_tools (agent-dispatch update {agent} --allowed-tools ...) or set permission_mode bypassPermissions for trusted projects."
+                )
+            });
             return r;
         }
         let tail = events::stderr_tail(stderr, 2000);
         if code == 42 && tail.contains("Error resuming session") {
-            let mut r = DispatchResult::failure(agent, ErrorType::NotFound, tail);
-            r.hint = Some(
-                "That session does not exist for this project; start a new one without session_id."
-                    .into(),
-            );
-            return r;
+            return events::unknown_session(agent, tail, " for this project");
         }
         let error = match &self.result {
             Some(Err(message)) => message.clone(),
