@@ -147,13 +147,18 @@ impl App {
     /// `agents.yaml` as written (SPEC §3.2: every call sees the latest file), parsed again only
     /// when it changed; live settings are applied when it did.
     pub fn config(&self) -> Result<Arc<Config>, Error> {
-        let loaded = self.snapshot.get(&self.config_path).map_err(|e| {
+        self.load_config().map_err(|e| {
             Error::new(e.to_string()).with_hint(format!(
                 "Fix the file (or move it aside and run `agent-dispatch init`); `agent-dispatch doctor` \
                  shows the problem. Path: {}",
                 self.config_path.display()
             ))
-        })?;
+        })
+    }
+
+    /// [`App::config`] with the loader's own error, for a caller that words it itself (the CLI).
+    pub fn load_config(&self) -> Result<Arc<Config>, config::Error> {
+        let loaded = self.snapshot.get(&self.config_path)?;
         if loaded.changed {
             self.apply_settings(&loaded.config.settings);
         }

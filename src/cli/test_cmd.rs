@@ -15,7 +15,7 @@ use super::{
 use crate::app::{App, Dispatch, Kind, Observer, pipeline};
 use crate::ask::Ask;
 use crate::cancel::Cancel;
-use crate::config::{self, Config};
+use crate::config;
 use crate::journal;
 use crate::result::{DispatchResult, ErrorType};
 use crate::runenv::RunEnv;
@@ -132,8 +132,10 @@ fn refuse(io: &mut Io, args: &TestArgs, message: &str) -> io::Result<u8> {
 
 /// Runs the command and returns its exit code.
 pub fn run(io: &mut Io, args: &TestArgs) -> io::Result<u8> {
-    let path = config::config_path();
-    let config = match Config::load(&path) {
+    // The application's snapshot is the one read of agents.yaml, and only this agent's
+    // directory is resolved, however many agents there are.
+    let app = App::new(config::config_path(), RunEnv::from_process());
+    let config = match app.load_config() {
         Ok(c) => c,
         Err(e) => return refuse(io, args, &config_error_text(&e)),
     };
@@ -145,7 +147,6 @@ pub fn run(io: &mut Io, args: &TestArgs) -> io::Result<u8> {
         io.say(&agent_not_found(name))?;
         return Ok(EXIT_ERROR);
     }
-    let app = App::new(path.clone(), RunEnv::from_process());
     let mut target = match app.target(&config, name, 0) {
         Ok(t) => t,
         Err(e) => return refuse(io, args, &e.message),
@@ -236,7 +237,7 @@ pub fn run(io: &mut Io, args: &TestArgs) -> io::Result<u8> {
         }
         code
     } else {
-        let suggested = journal::suggested_timeout(&path, name);
+        let suggested = journal::suggested_timeout(app.config_path(), name);
         report(io, name, &result, suggested)?
     };
     Ok(if terminal.cancel.is_tripped() {
