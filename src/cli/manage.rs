@@ -286,7 +286,7 @@ pub fn run_add(io: &mut Io, args: AddArgs) -> io::Result<u8> {
     // writer of agents.yaml would wait for it.
     let (resolved, generated) = match &remote {
         Some((host, dir)) => {
-            let settings = config::Config::load(&path)
+            let settings = config::Config::load_as_written(&path)
                 .map(|c| c.settings)
                 .unwrap_or_default();
             let backend = o.backend.unwrap_or_default();

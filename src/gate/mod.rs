@@ -294,7 +294,8 @@ pub fn slots_in_use(config_path: &Path) -> Result<(usize, usize), Error> {
 
 /// Like [`slots_in_use`], with the number of waiters.
 pub fn status(config_path: &Path) -> Result<Status, Error> {
-    let config = Config::load(config_path).map_err(Error::Config)?;
+    // Only the settings are wanted: no agent directory needs resolving.
+    let config = Config::load_as_written(config_path).map_err(Error::Config)?;
     let configured = config.settings.machine_max_concurrency.min(MAX_SLOTS);
     probe(&gate_dir(config_path), configured)
 }
