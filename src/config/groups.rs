@@ -60,6 +60,22 @@ fn member_agent<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Err
     Ok(name)
 }
 
+impl Config {
+    /// The error for a group name this config does not have, listing the ones it has.
+    pub fn unknown_group(&self, group: &str) -> String {
+        let names: Vec<&str> = self.groups.names().collect();
+        let available = if names.is_empty() {
+            "(none configured)".to_string()
+        } else {
+            names.join(", ")
+        };
+        format!(
+            "Unknown group: {}. Available: {available}",
+            pyfmt::repr(group)
+        )
+    }
+}
+
 impl Group {
     pub fn has_member(&self, agent: &str) -> bool {
         self.member(agent).is_some()
@@ -95,16 +111,7 @@ impl Config {
     /// `dispatch_parallel` call for one bad item).
     pub fn group_for_dispatch(&self, group: &str, agent: &str) -> Result<&Group, String> {
         let Some(g) = self.group(group) else {
-            let names: Vec<&str> = self.groups.names().collect();
-            let available = if names.is_empty() {
-                "(none configured)".to_string()
-            } else {
-                names.join(", ")
-            };
-            return Err(format!(
-                "Unknown group: {}. Available: {available}",
-                pyfmt::repr(group)
-            ));
+            return Err(self.unknown_group(group));
         };
         if g.has_member(agent) {
             return Ok(g);

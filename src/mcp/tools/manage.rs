@@ -545,16 +545,7 @@ pub fn inspect_group(ctx: &ToolCtx, args: &Args) -> ToolResult {
 pub fn inspect_group_doc(app: &App, name: &str) -> ToolResult {
     let config = app.config()?;
     let Some(group) = config.group(name) else {
-        let names: Vec<&str> = config.groups.names().collect();
-        let list = if names.is_empty() {
-            "(none configured)".to_string()
-        } else {
-            names.join(", ")
-        };
-        return Err(ToolError::new(format!(
-            "Unknown group: {}. Available: {list}",
-            pyfmt::repr(name)
-        )));
+        return Err(ToolError::new(config.unknown_group(name)));
     };
     let members: Vec<Value> = group
         .members
